@@ -1,0 +1,48 @@
+"""Single-network baselines (TSM, X3D) on uniformly sampled frames, with S2DNet's call interface."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from s2d.backbones import build_backbone, run_backbone
+from s2d.config import BaselineConfig
+from s2d.synopsis import resize_nearest, uniform_sample
+from s2d_kernels.sampler import normalize_frames
+
+
+@dataclass
+class BaselineOutput:
+    logits: torch.Tensor  # [B, K]
+
+
+class VideoClassifier(nn.Module):
+    """`frames` uniform frames of the dense clip, resized to `size` (nearest), one backbone,
+    a per-frame classifier averaged over time (TSM) or a clip classifier (X3D)."""
+
+    def __init__(self, config: BaselineConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = build_backbone(config.arch, config.frames, config.shift_div)
+        self.dropout = nn.Dropout(config.dropout)
+        self.fc = nn.Linear(self.backbone.embed_dim, config.num_classes)
+        self.labels = None
+        if config.labels is not None:
+            from s2d.labels import load_labels
+            self.labels = load_labels(config.labels)
+
+    def forward(self, frames: torch.Tensor, num_frames: torch.Tensor | None = None) -> BaselineOutput:
+        from s2d.model import check_clip
+
+        c = self.config
+        num_frames = check_clip(frames, num_frames)
+        clip = uniform_sample(frames, num_frames, c.frames)
+        clip = resize_nearest(normalize_frames(clip, c.mean, c.std), c.size)
+        B, T = clip.shape[:2]
+        x = clip.reshape(B * T, *clip.shape[2:]) if self.backbone.layout == "frames" else clip.transpose(1, 2)
+        _, pooled = run_backbone(self.backbone, x)
+        return BaselineOutput(self.fc(self.dropout(pooled)).mean(1))
+
+    def loss(self, out: BaselineOutput, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(out.logits, target)

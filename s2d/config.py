@@ -1,0 +1,268 @@
+"""Model configuration: plain, JSON-serialisable dataclasses validated on construction.
+
+An `S2DConfig` describes a whole S2DNet (synopsis, locator, sampler, fusion, detail, classes);
+a `BaselineConfig` a single-network video classifier on uniformly sampled frames (TSM, X3D), the
+comparisons of the paper. Both round-trip through `to_dict` / `from_dict` (and JSON) exactly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from s2d.backbones import ARCHS, TSM_ARCHS
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+KINETICS_MEAN = (0.45, 0.45, 0.45)
+KINETICS_STD = (0.225, 0.225, 0.225)
+
+#: Stages a fusion can follow, per backbone family (the paper's res2..res5).
+FUSION_STAGES = ("res2", "res3", "res4", "res5")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot describe a valid model."""
+
+
+def _require(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class SynopsisConfig:
+    """Synopsis net: `frames` uniformly sampled frames resized to `size` (nearest), a light backbone."""
+
+    arch: str = "tsm_mobilenet_v2"
+    frames: int = 8
+    size: int = 144
+    dropout: float = 0.5  # before the synopsis classifier
+    context_dropout: float = 0.5  # on the pooled feature g fed to the context vector
+    shift_div: int = 8
+
+    def validate(self) -> None:
+        _require(self.arch in ARCHS, f"synopsis.arch {self.arch!r} is not one of {ARCHS}")
+        _require(self.frames >= 1, f"synopsis.frames must be >= 1, got {self.frames}")
+        _require(self.size >= 32, f"synopsis.size must be >= 32, got {self.size}")
+        _require(0 <= self.dropout < 1 and 0 <= self.context_dropout < 1, "synopsis dropouts must lie in [0, 1)")
+
+
+@dataclass(frozen=True)
+class LocatorConfig:
+    """Location & scale module f_θ: 1×1×1 conv (ReLU, BN) → MLP → four linear heads."""
+
+    hidden: int = 4  # channels of the 1×1×1 conv (the released config allocates 4; SPEC §3)
+    mlp: tuple[int, int] = (1024, 512)
+    head_init_factor: float = 0.01  # kaiming_uniform a = sqrt(6/f - 1): bound 0.1/sqrt(fan_in)
+
+    def validate(self) -> None:
+        _require(self.hidden >= 1, "locator.hidden must be >= 1")
+        _require(len(self.mlp) == 2 and all(d >= 1 for d in self.mlp), "locator.mlp must be two sizes >= 1")
+        _require(0 < self.head_init_factor <= 1, "locator.head_init_factor must lie in (0, 1]")
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Detail sampler: `frames` × `size`² detail volume from the dense clip."""
+
+    frames: int = 12
+    size: int = 144
+    temporal: str = "gaussian"  # or "linear" (interpolation ablation)
+    grad_normalize: bool = True  # rescale V̂'s gradient towards f_θ into (-1, 1) per video (training)
+
+    def validate(self) -> None:
+        _require(self.frames >= 2, f"sampler.frames must be >= 2 (the stride divides by T_d - 1), got {self.frames}")
+        _require(self.size >= 2, f"sampler.size must be >= 2, got {self.size}")
+        _require(self.temporal in ("gaussian", "linear"), f"sampler.temporal must be 'gaussian' or 'linear', got {self.temporal!r}")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Where the context vector m enters the detail net (supplement Table 2: d0 is the default)."""
+
+    stages: tuple[str, ...] = ("res3", "res4")
+    classifier: bool = True  # classifier on [feature ; m ; s] rather than on the feature alone
+    context_dim: int = 256
+
+    def validate(self) -> None:
+        for s in self.stages:
+            _require(s in FUSION_STAGES, f"fusion stage {s!r} is not one of {FUSION_STAGES}")
+        _require(len(set(self.stages)) == len(self.stages), f"fusion stages repeat: {self.stages}")
+        _require(self.context_dim >= 1, "fusion.context_dim must be >= 1")
+
+
+#: The ablations of supplement Table 2, as fusion configs.
+FUSION_ABLATIONS = {
+    "d0": FusionConfig(("res3", "res4"), True),
+    "d1": FusionConfig(("res3", "res4"), False),
+    "d2": FusionConfig((), True),
+    "d3": FusionConfig(("res4",), True),
+    "d4": FusionConfig(("res2", "res3", "res4"), True),
+}
+
+
+@dataclass(frozen=True)
+class DetailConfig:
+    """Detail net backbone run on the sampled volume V̂."""
+
+    arch: str = "tsm_resnet50"
+    dropout: float = 0.5
+    shift_div: int = 8
+
+    def validate(self) -> None:
+        _require(self.arch in ARCHS, f"detail.arch {self.arch!r} is not one of {ARCHS}")
+        _require(self.arch != "tsm_mobilenet_v2", "detail.arch must be a staged backbone (ResNet or X3D)")
+        _require(0 <= self.dropout < 1, "detail.dropout must lie in [0, 1)")
+
+
+def _tuple_fields(cls, data: dict) -> dict:
+    out = dict(data)
+    for f in dataclasses.fields(cls):
+        if f.name in out and isinstance(out[f.name], list):
+            out[f.name] = tuple(out[f.name])
+    return out
+
+
+def _sub(cls, value):
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(f"{cls.__name__} expects a mapping, got {type(value).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - names)
+    _require(not unknown, f"unknown {cls.__name__} keys: {unknown}")
+    return cls(**_tuple_fields(cls, value))
+
+
+class _JsonMixin:
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (tuples become lists): what `config.json` stores."""
+        return json.loads(json.dumps(asdict(self)))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes):
+        """A copy with top-level fields replaced (sub-configs may be given as dicts)."""
+        return type(self).from_dict({**self.to_dict(), **{k: (v.to_dict() if hasattr(v, "to_dict") else
+                                                                  asdict(v) if dataclasses.is_dataclass(v) else v)
+                                                              for k, v in changes.items()}})
+
+
+@dataclass(frozen=True)
+class S2DConfig(_JsonMixin):
+    """A complete S2DNet. `dense_frames` × `dense_size`² is the raw clip the model expects."""
+
+    num_classes: int
+    dense_frames: int = 32
+    dense_size: int = 224
+    synopsis: SynopsisConfig = field(default_factory=SynopsisConfig)
+    locator: LocatorConfig = field(default_factory=LocatorConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    detail: DetailConfig = field(default_factory=DetailConfig)
+    topk: int = 5
+    topk_scheme: str = "hard"  # "hard": k-hot vector; "soft": masked softmax on the top k
+    snet_loss_weight: float = 0.1
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    labels: str | None = None  # name of a shipped label list (s2d/label_lists/<name>.txt)
+    kind: str = "s2dnet"
+
+    def __post_init__(self):
+        for name, cls in (("synopsis", SynopsisConfig), ("locator", LocatorConfig), ("sampler", SamplerConfig),
+                          ("fusion", FusionConfig), ("detail", DetailConfig)):
+            object.__setattr__(self, name, _sub(cls, getattr(self, name)))
+        for name in ("mean", "std"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        self.validate()
+
+    @property
+    def family(self) -> str:
+        return "tsm" if self.detail.arch in TSM_ARCHS else "x3d"
+
+    def validate(self) -> None:
+        _require(self.kind == "s2dnet", f"S2DConfig.kind must be 's2dnet', got {self.kind!r}")
+        _require(self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}")
+        _require(1 <= self.topk <= self.num_classes, f"topk must lie in [1, num_classes={self.num_classes}], got {self.topk}")
+        _require(self.topk_scheme in ("hard", "soft"), f"topk_scheme must be 'hard' or 'soft', got {self.topk_scheme!r}")
+        _require(self.dense_frames >= 1 and self.dense_size >= 2, "dense_frames and dense_size must be positive")
+        _require(len(self.mean) == 3 and len(self.std) == 3 and all(s > 0 for s in self.std),
+                 "mean and std must be three values (std > 0)")
+        for sub in (self.synopsis, self.locator, self.sampler, self.fusion, self.detail):
+            sub.validate()
+        from s2d.backbones import X3D_ARCHS
+        syn_x3d, det_x3d = self.synopsis.arch in X3D_ARCHS, self.detail.arch in X3D_ARCHS
+        _require(syn_x3d == det_x3d, f"synopsis ({self.synopsis.arch}) and detail ({self.detail.arch}) must be "
+                                     "of one family (TSM or X3D)")
+        if self.labels is not None:
+            from s2d.labels import available_label_sets
+            _require(self.labels in available_label_sets(), f"unknown label list {self.labels!r}; shipped: "
+                                                           f"{available_label_sets()}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "S2DConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        _require(not unknown, f"unknown S2DConfig keys: {unknown}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class BaselineConfig(_JsonMixin):
+    """A plain video classifier: `frames` uniform frames at `size`², one backbone (TSM or X3D)."""
+
+    num_classes: int
+    arch: str = "tsm_resnet50"
+    frames: int = 8
+    size: int = 224
+    dense_frames: int = 32
+    dense_size: int = 224
+    dropout: float = 0.5
+    shift_div: int = 8
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    labels: str | None = None
+    kind: str = "baseline"
+
+    def __post_init__(self):
+        for name in ("mean", "std"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        self.validate()
+
+    @property
+    def family(self) -> str:
+        return "tsm" if self.arch in TSM_ARCHS else "x3d"
+
+    def validate(self) -> None:
+        _require(self.kind == "baseline", f"BaselineConfig.kind must be 'baseline', got {self.kind!r}")
+        _require(self.arch in ARCHS, f"arch {self.arch!r} is not one of {ARCHS}")
+        _require(self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}")
+        _require(self.frames >= 1 and self.size >= 32, "frames must be >= 1 and size >= 32")
+        _require(0 <= self.dropout < 1, "dropout must lie in [0, 1)")
+        if self.labels is not None:
+            from s2d.labels import available_label_sets
+            _require(self.labels in available_label_sets(), f"unknown label list {self.labels!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BaselineConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        _require(not unknown, f"unknown BaselineConfig keys: {unknown}")
+        return cls(**data)
+
+
+def config_from_dict(data: dict[str, Any]) -> S2DConfig | BaselineConfig:
+    """Rebuild either config from its dict, dispatching on `kind`."""
+    kind = data.get("kind", "s2dnet")
+    if kind == "s2dnet":
+        return S2DConfig.from_dict(data)
+    if kind == "baseline":
+        return BaselineConfig.from_dict(data)
+    raise ConfigError(f"unknown model kind {kind!r} (expected 's2dnet' or 'baseline')")

@@ -1,0 +1,35 @@
+"""Context fusion: the context vector m and its fusion into detail-net stages.
+
+`m = ReLU(Linear([s ; g]))` (s first, as the official code). At each fusion stage the features
+are replaced by `ReLU(Conv1×1×1([x ; m]))` (no bias, no residual); the weight keeps the official
+`[C, C+M, 1, 1, 1]` layout and is applied in split form by `s2d_kernels.context_fusion`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from s2d_kernels.fusion import context_fusion
+
+
+class ContextEncoder(nn.Module):
+    """m = ReLU(W·[s ; g] + b)."""
+
+    def __init__(self, num_classes: int, embed_dim: int, context_dim: int):
+        super().__init__()
+        self.fc = nn.Linear(num_classes + embed_dim, context_dim)
+
+    def forward(self, s: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.fc(torch.cat([s.to(g.dtype), g], 1)))
+
+
+class StageFusion(nn.Module):
+    """One fusion point: `x ← ReLU(W_x·x + W_m·m)`, weight in the official conv layout."""
+
+    def __init__(self, channels: int, context_dim: int):
+        super().__init__()
+        conv = nn.Conv3d(channels + context_dim, channels, kernel_size=1, bias=False)  # default init
+        self.weight = conv.weight
+
+    def forward(self, x: torch.Tensor, m: torch.Tensor, layout: str, backend: str = "auto") -> torch.Tensor:
+        return context_fusion(x, m, self.weight, layout=layout, backend=backend)

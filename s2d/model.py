@@ -1,0 +1,118 @@
+"""S2DNet: synopsis → top-k → locator → detail sampler → detail net with context fusion.
+
+`S2DNet.forward(frames, num_frames)` takes the dense clip `[B, T, 3, H, W]` (uint8, normalised
+here with the config's mean/std, or float, taken as already normalised) and returns `S2DOutput`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from s2d.config import S2DConfig
+from s2d.detail import DetailNet
+from s2d.fusion import ContextEncoder
+from s2d.locator import Locator
+from s2d.sampling import DetailSampler, SamplingParams, centre_crop_params
+from s2d.synopsis import SynopsisNet, resize_nearest, uniform_sample
+from s2d.topk import topk_vector
+from s2d_kernels.sampler import normalize_frames
+
+
+@dataclass
+class S2DOutput:
+    """Everything a forward pass decides: final logits, the synopsis, and where it looked."""
+
+    logits: torch.Tensor  # [B, K] detail-net logits (the prediction)
+    snet_logits: torch.Tensor  # [B, K]
+    topk: torch.Tensor  # [B, k] synopsis top-k class indices
+    topk_vector: torch.Tensor  # [B, K] k-hot (or masked softmax) vector s
+    params: SamplingParams  # scaled sampling parameters (+ raw)
+    detail: torch.Tensor | None = None  # V̂ when requested
+
+
+def check_clip(frames: torch.Tensor, num_frames: torch.Tensor | None) -> torch.Tensor:
+    """Validate a dense clip batch and return `num_frames` (all frames valid when None)."""
+    if frames.dim() != 5 or frames.shape[2] != 3:
+        raise ValueError(f"frames must be [B, T, 3, H, W], got shape {tuple(frames.shape)}")
+    if not (frames.dtype == torch.uint8 or frames.is_floating_point()):
+        raise TypeError(f"frames must be uint8 or floating point, got {frames.dtype}")
+    B, T = frames.shape[:2]
+    if num_frames is None:
+        return torch.full((B,), T, dtype=torch.long, device=frames.device)
+    num_frames = torch.as_tensor(num_frames, device=frames.device).long().view(-1)
+    if num_frames.shape != (B,):
+        raise ValueError(f"num_frames must have one entry per video ({B}), got shape {tuple(num_frames.shape)}")
+    if bool((num_frames < 1).any()) or bool((num_frames > T).any()):
+        raise ValueError(f"num_frames must lie in [1, {T}], got {num_frames.tolist()}")
+    return num_frames
+
+
+class S2DNet(nn.Module):
+    """The synopsis-to-detail network of Liang et al., ECCV 2022."""
+
+    def __init__(self, config: S2DConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        K = c.num_classes
+        self.synopsis = SynopsisNet(c.synopsis, K)
+        map_size = -(-c.synopsis.size // 32)  # ceil: the stride-32 map of the synopsis backbone
+        self.locator = Locator(c.locator, self.synopsis.backbone.feature_dim, K, c.synopsis.frames, map_size,
+                               c.sampler.frames)
+        self.context = ContextEncoder(K, self.synopsis.backbone.embed_dim, c.fusion.context_dim)
+        self.detail = DetailNet(c.detail, c.fusion, K, c.sampler.frames)
+        layout = "btchw" if self.detail.backbone.layout == "frames" else "bcthw"
+        self.sampler = DetailSampler(c.sampler, c.mean, c.std, layout)
+        self.freeze_sampler = False
+        self.backend = "auto"
+        self.labels: tuple[str, ...] | None = None
+        if c.labels is not None:
+            from s2d.labels import load_labels
+            self.labels = load_labels(c.labels)
+
+    # -- training stages -------------------------------------------------------------------
+    def set_freeze_sampler(self, frozen: bool = True) -> "S2DNet":
+        """Stage 1 of the supplement's recipe: θ frozen, the detail net sees centre crops of
+        uniform frames. Stage 2 (`frozen=False`) trains everything end to end."""
+        self.freeze_sampler = frozen
+        for p in self.locator.parameters():
+            p.requires_grad_(not frozen)
+        self.locator.train(self.training and not frozen)
+        return self
+
+    def train(self, mode: bool = True) -> "S2DNet":
+        super().train(mode)
+        if self.freeze_sampler:
+            self.locator.eval()
+        return self
+
+    # -- forward -------------------------------------------------------------------------------
+    def synopsis_clip(self, frames: torch.Tensor, num_frames: torch.Tensor) -> torch.Tensor:
+        """The SNet input: uniform frames, normalised, resized (nearest) to the synopsis size."""
+        clip = uniform_sample(frames, num_frames, self.config.synopsis.frames)
+        clip = normalize_frames(clip, self.config.mean, self.config.std)
+        return resize_nearest(clip, self.config.synopsis.size)
+
+    def forward(self, frames: torch.Tensor, num_frames: torch.Tensor | None = None,
+                return_detail: bool = False) -> S2DOutput:
+        c = self.config
+        num_frames = check_clip(frames, num_frames)
+        B, _, _, H, W = frames.shape
+        syn = self.synopsis(self.synopsis_clip(frames, num_frames))
+        idx, s = topk_vector(syn.logits, c.topk, c.topk_scheme)
+        m = self.context(s, syn.pooled)
+        if self.freeze_sampler:
+            raw = centre_crop_params(B, c.sampler.frames, W, H, c.sampler.size, frames.device)
+        else:
+            raw = self.locator(syn.feature_map, s)
+        volume = self.sampler(frames, num_frames, raw, backend=self.backend)
+        logits = self.detail(volume, m, s, backend=self.backend)
+        params = SamplingParams.from_raw(raw, num_frames, H, W, c.sampler.size)
+        return S2DOutput(logits, syn.logits, idx, s, params, volume if return_detail else None)
+
+    def loss(self, out: S2DOutput, target: torch.Tensor) -> torch.Tensor:
+        """Training loss: CE(detail) + snet_loss_weight · CE(synopsis)."""
+        return F.cross_entropy(out.logits, target) + self.config.snet_loss_weight * F.cross_entropy(out.snet_logits, target)

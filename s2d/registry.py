@@ -1,0 +1,98 @@
+"""Named model variants: `s2d.create(name, **overrides)` and `s2d.list_models(pattern)`.
+
+Each entry is a config; `create` builds the architecture (random init). Overrides replace
+top-level config fields; sub-configs (`synopsis`, `sampler`, ...) may be given as partial dicts,
+merged into the named variant's values.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from typing import Any
+
+from torch import nn
+
+from s2d.config import (KINETICS_MEAN, KINETICS_STD, BaselineConfig, DetailConfig, FusionConfig, S2DConfig,
+                        SamplerConfig, SynopsisConfig, config_from_dict)
+
+_TSM_EFFICIENT = dict(
+    dense_frames=32, dense_size=224,
+    synopsis=SynopsisConfig("tsm_mobilenet_v2", frames=8, size=144),
+    sampler=SamplerConfig(frames=12, size=144),
+    detail=DetailConfig("tsm_resnet50"),
+)
+
+MODELS: dict[str, S2DConfig | BaselineConfig] = {
+    # Mini-Kinetics (200 classes): MobileNetV2 16×144 synopsis, ResNet-50 16×112 detail.
+    "s2dnet-tsm-minik": S2DConfig(
+        num_classes=200, labels="minikinetics200", dense_frames=32, dense_size=224,
+        synopsis=SynopsisConfig("tsm_mobilenet_v2", frames=16, size=144),
+        sampler=SamplerConfig(frames=16, size=112), detail=DetailConfig("tsm_resnet50")),
+    # Something-Something V2 / V1, the efficient variant (supplement Table 3): MN2 8×144 / R50 12×144.
+    "s2dnet-tsm-sthv2": S2DConfig(num_classes=174, labels="sthv2", **_TSM_EFFICIENT),
+    "s2dnet-tsm-sthv1": S2DConfig(num_classes=174, labels="sthv1", **_TSM_EFFICIENT),
+    # Kinetics-400 with X3D: X3D-S synopsis on 8×128 frames, X3D-M detail on a 16×160 volume,
+    # from a dense 64-frame 224² clip (Kinetics normalisation, as X3D).
+    "s2dnet-x3d-k400": S2DConfig(
+        num_classes=400, labels="kinetics400", dense_frames=64, dense_size=224,
+        synopsis=SynopsisConfig("x3d_s", frames=8, size=128),
+        sampler=SamplerConfig(frames=16, size=160), detail=DetailConfig("x3d_m"),
+        mean=KINETICS_MEAN, std=KINETICS_STD),
+    # Baselines for comparisons.
+    "tsm-r50": BaselineConfig(num_classes=174, labels="sthv2", arch="tsm_resnet50", frames=8, size=224,
+                              dense_frames=32, dense_size=224),
+    "x3d-m": BaselineConfig(num_classes=400, labels="kinetics400", arch="x3d_m", frames=16, size=224,
+                            dense_frames=64, dense_size=224, mean=KINETICS_MEAN, std=KINETICS_STD),
+}
+
+
+def list_models(pattern: str | None = None, pretrained: bool | None = None) -> list[str]:
+    """Sorted names matching a shell-style `pattern`; `pretrained=True` keeps those with published
+    weights, `False` those without (see `s2d.zoo`)."""
+    names = sorted(MODELS)
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatch(n, pattern)]
+    if pretrained is not None:
+        from s2d.zoo_index import has_weights
+
+        names = [n for n in names if has_weights(n) == pretrained]
+    return names
+
+
+def get_config(name: str, **overrides: Any) -> S2DConfig | BaselineConfig:
+    """The config of a named variant with `overrides` applied."""
+    if name not in MODELS:
+        close = difflib.get_close_matches(name, MODELS, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise KeyError(f"unknown model {name!r}{hint} (known: {', '.join(sorted(MODELS))})")
+    data = MODELS[name].to_dict()
+    for key, value in overrides.items():
+        if hasattr(value, "to_dict"):
+            value = value.to_dict()
+        elif hasattr(value, "__dataclass_fields__"):
+            from dataclasses import asdict
+            value = asdict(value)
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return config_from_dict(data)
+
+
+def build_model(config: S2DConfig | BaselineConfig) -> nn.Module:
+    """Instantiate the architecture a config describes."""
+    if isinstance(config, S2DConfig):
+        from s2d.model import S2DNet
+        return S2DNet(config)
+    from s2d.baseline import VideoClassifier
+    return VideoClassifier(config)
+
+
+def create(name: str, pretrained: bool = False, **overrides: Any) -> nn.Module:
+    """Build a named variant. `pretrained=True` loads its published weights (see `s2d.load`)."""
+    if pretrained:
+        from s2d.zoo import load
+        if overrides:
+            raise ValueError("overrides change the architecture; they cannot be combined with pretrained=True")
+        return load(name)
+    return build_model(get_config(name, **overrides))

@@ -1,0 +1,81 @@
+"""Detail sampler module: raw locator outputs → scaled sampling parameters → detail volume V̂."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from s2d.config import SamplerConfig
+from s2d_kernels.sampler import SamplerParams, filterbank_sample, spatial_grid, temporal_grid
+
+
+@dataclass
+class SamplingParams:
+    """Where the detail sampler looked, in input units: frames for time, pixels for space.
+
+    `centre_t`, `stride_t`: `[B]`; `centre_x`, `centre_y`, `stride_x`, `stride_y`: `[B, T_d]`;
+    `raw`: the locator's unscaled outputs.
+    """
+
+    centre_t: torch.Tensor
+    stride_t: torch.Tensor
+    centre_x: torch.Tensor
+    centre_y: torch.Tensor
+    stride_x: torch.Tensor
+    stride_y: torch.Tensor
+    raw: SamplerParams
+
+    @staticmethod
+    def from_raw(raw: SamplerParams, num_frames: torch.Tensor, height: int, width: int, out_size: int):
+        ct, st, _ = temporal_grid(raw.dt, raw.delta_t, num_frames, raw.out_frames)
+        cx, sx, _ = spatial_grid(raw.dx, raw.delta_x, width, out_size)
+        cy, sy, _ = spatial_grid(raw.dy, raw.delta_y, height, out_size)
+        return SamplingParams(ct, st, cx, cy, sx, sy, raw)
+
+
+class _NormalizeGrad(torch.autograd.Function):
+    """Identity forward; backward rescales each video's gradient by its max |value| into [-1, 1]."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        scale = g.flatten(1).abs().amax(1).clamp_min(1e-12)
+        return g / scale.view(-1, *([1] * (g.dim() - 1)))
+
+
+def normalize_grad(x: torch.Tensor) -> torch.Tensor:
+    """Supplement §2: V̂'s gradient is normalised to (-1, 1) per video before it reaches f_θ."""
+    return _NormalizeGrad.apply(x)
+
+
+def centre_crop_params(batch: int, out_frames: int, width: int, height: int, out_size: int,
+                       device=None) -> SamplerParams:
+    """Raw parameters of stage 1 (θ frozen): uniform frames over the clip, 1-pixel spatial
+    stride around the frame centre, i.e. a (σ=1 blurred) centre crop of the uniform frames."""
+    p = SamplerParams.fixed(batch, out_frames, device)
+    p.delta_x = torch.full_like(p.dx, math.log((out_size - 1) / width))
+    p.delta_y = torch.full_like(p.dy, math.log((out_size - 1) / height))
+    return p
+
+
+class DetailSampler(nn.Module):
+    """Gaussian filterbank sampler (or the linear-temporal ablation) on the dense clip."""
+
+    def __init__(self, cfg: SamplerConfig, mean, std, layout: str):
+        super().__init__()
+        self.cfg = cfg
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.layout = layout
+
+    def forward(self, frames: torch.Tensor, num_frames: torch.Tensor, raw: SamplerParams,
+                backend: str = "auto") -> torch.Tensor:
+        out = filterbank_sample(frames, num_frames, raw, self.cfg.size, mean=self.mean, std=self.std,
+                                temporal=self.cfg.temporal, layout=self.layout, backend=backend)
+        if self.training and self.cfg.grad_normalize and out.requires_grad:
+            out = normalize_grad(out)
+        return out
