@@ -59,26 +59,35 @@ def _check(frames: torch.Tensor, num_frames: torch.Tensor, params: SamplerParams
         raise ValueError(f"num_frames must have shape [{B}], got {tuple(num_frames.shape)}")
     if out_size < 2:
         raise ValueError(f"out_size must be >= 2 (the stride divides by S-1), got {out_size}")
+    spatial = {"dx": params.dx, "dy": params.dy, "delta_x": params.delta_x, "delta_y": params.delta_y}
+    shapes = {k: list(v.shape) for k, v in spatial.items()}
+    if len({tuple(s) for s in shapes.values()}) != 1 or len(params.dx.shape) != 2 or params.dx.shape[0] != B:
+        raise ValueError(f"spatial sampler parameters must all be [B={B}, T_d]; got "
+                         + ", ".join(f"{k} {v}" for k, v in shapes.items()))
     T_d = params.out_frames
     if T_d < 2:
         raise ValueError(f"the sampler needs >= 2 output frames (stride divides by T_d-1), got {T_d}")
-    for name, t, shape in (("dt", params.dt, (B,)), ("delta_t", params.delta_t, (B,)),
-                           ("dx", params.dx, (B, T_d)), ("dy", params.dy, (B, T_d)),
-                           ("delta_x", params.delta_x, (B, T_d)), ("delta_y", params.delta_y, (B, T_d))):
-        if tuple(t.shape) != shape:
-            raise ValueError(f"sampler parameter {name} must have shape {list(shape)}, got {list(t.shape)}")
+    for name, t in (("dt", params.dt), ("delta_t", params.delta_t)):
+        if tuple(t.shape) != (B,):
+            raise ValueError(f"sampler parameter {name} must have shape [{B}], got {list(t.shape)}")
     n = num_frames
     if bool((n < 1).any()) or bool((n > T).any()):
         raise ValueError(f"num_frames must lie in [1, {T}] (the padded clip length), got {n.tolist()}")
 
 
+def _compute_dtype(t: torch.Tensor) -> torch.dtype:
+    """float32 (the official numerics), or float64 when the parameters are (for gradcheck)."""
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
 def temporal_grid(dt: torch.Tensor, delta_t: torch.Tensor, n: torch.Tensor, out_frames: int):
     """Scaled temporal centre, stride and grid `[B, T_d]`, in input-frame units."""
-    n = n.to(torch.float32)
+    dtype = _compute_dtype(dt)
+    n = n.to(dtype)
     anchor = (n - 1) / 2.0
     centre = torch.tanh(dt) * (n - 1) / 2.0 + anchor
     stride = (n / (out_frames - 1)) * torch.exp(delta_t)
-    j = torch.arange(out_frames, device=dt.device, dtype=torch.float32)
+    j = torch.arange(out_frames, device=dt.device, dtype=dtype)
     grid = centre[:, None] + (j - (out_frames - 1) / 2.0)[None, :] * stride[:, None]
     return centre, stride, grid
 
@@ -87,7 +96,7 @@ def spatial_grid(d: torch.Tensor, delta: torch.Tensor, size: int, out_size: int)
     """Scaled spatial centres, strides `[B, T_d]` and grids `[B, T_d, S]`, in input-pixel units."""
     centre = torch.tanh(d) * (size - 1) / 2.0 + (size - 1) / 2.0
     stride = (size / (out_size - 1)) * torch.exp(delta)
-    k = torch.arange(out_size, device=d.device, dtype=torch.float32)
+    k = torch.arange(out_size, device=d.device, dtype=_compute_dtype(d))
     grid = centre[..., None] + (k - (out_size - 1) / 2.0) * stride[..., None]
     return centre, stride, grid
 
@@ -98,7 +107,7 @@ def gaussian_rows(grid: torch.Tensor, size: int, valid: torch.Tensor | None = No
     `valid` (broadcastable bool `[..., size]`) zeroes positions past a video's end before the
     normalisation, as the official code slices them away.
     """
-    p = torch.arange(size, device=grid.device, dtype=torch.float32)
+    p = torch.arange(size, device=grid.device, dtype=grid.dtype)
     w = torch.exp(-1 * torch.pow(p - grid[..., None], 2) / 2.0)
     if valid is not None:
         w = w * valid
@@ -107,7 +116,7 @@ def gaussian_rows(grid: torch.Tensor, size: int, valid: torch.Tensor | None = No
 
 def linear_rows(grid: torch.Tensor, size: int, valid: torch.Tensor) -> torch.Tensor:
     """Linear-interpolation rows `[..., size]` (grid_sample, align_corners=True, zero padding)."""
-    p = torch.arange(size, device=grid.device, dtype=torch.float32)
+    p = torch.arange(size, device=grid.device, dtype=grid.dtype)
     return torch.clamp_min(1 - (p - grid[..., None]).abs(), 0) * valid
 
 
@@ -132,13 +141,14 @@ def filterbank_sample_dense(frames: torch.Tensor, num_frames: torch.Tensor, para
                             out_size: int, temporal: str = "gaussian") -> torch.Tensor:
     """Dense batched reference: `V̂[b,j,c,i,k] = Σ_t Σ_y Σ_x F_t F_y F_x I[b,t,c,y,x]`.
 
-    `frames` `[B, T, C, H, W]` float (already normalised); returns `[B, T_d, C, S, S]` float32.
+    `frames` `[B, T, C, H, W]` float (already normalised); returns `[B, T_d, C, S, S]` in float32
+    (float64 when the parameters are float64, for gradient checks).
     """
     _check(frames, num_frames, params, out_size)
     B, T, C, H, W = frames.shape
     T_d = params.out_frames
     Ft, Fy, Fx = filterbanks(num_frames, params, T, H, W, out_size, temporal)
-    x = frames.to(torch.float32)
+    x = frames.to(Ft.dtype)
     x = torch.bmm(Ft, x.reshape(B, T, C * H * W)).view(B, T_d, C, H, W)  # time, full resolution
     x = torch.matmul(x, Fx.transpose(-1, -2)[:, :, None])  # width:  [B,T_d,C,H,S]
     return torch.matmul(Fy[:, :, None], x)  # height: [B,T_d,C,S,S]
