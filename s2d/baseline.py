@@ -8,6 +8,7 @@ from torch import nn
 
 from s2d.backbones import build_backbone, run_backbone
 from s2d.config import BaselineConfig
+from s2d.hub import S2DHubMixin
 from s2d.synopsis import resize_nearest, uniform_sample
 from s2d_kernels.sampler import normalize_frames
 
@@ -17,7 +18,7 @@ class BaselineOutput:
     logits: torch.Tensor  # [B, K]
 
 
-class VideoClassifier(nn.Module):
+class VideoClassifier(nn.Module, S2DHubMixin):
     """`frames` uniform frames of the dense clip, resized to `size` (nearest), one backbone,
     a per-frame classifier averaged over time (TSM) or a clip classifier (X3D)."""
 
@@ -43,6 +44,11 @@ class VideoClassifier(nn.Module):
         x = clip.reshape(B * T, *clip.shape[2:]) if self.backbone.layout == "frames" else clip.transpose(1, 2)
         _, pooled = run_backbone(self.backbone, x)
         return BaselineOutput(self.fc(self.dropout(pooled)).mean(1))
+
+    def predict(self, video, topk: int = 5, device=None):
+        """Classify a video file or a uint8 clip `[T, H, W, 3]`: see `s2d.predict.predict`."""
+        from s2d.predict import predict
+        return predict(self, video, topk=topk, device=device)
 
     def loss(self, out: BaselineOutput, target: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(out.logits, target)

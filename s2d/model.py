@@ -14,6 +14,7 @@ from torch import nn
 from s2d.config import S2DConfig
 from s2d.detail import DetailNet
 from s2d.fusion import ContextEncoder
+from s2d.hub import S2DHubMixin
 from s2d.locator import Locator
 from s2d.sampling import DetailSampler, SamplingParams, centre_crop_params
 from s2d.synopsis import SynopsisNet, resize_nearest, uniform_sample
@@ -50,7 +51,7 @@ def check_clip(frames: torch.Tensor, num_frames: torch.Tensor | None) -> torch.T
     return num_frames
 
 
-class S2DNet(nn.Module):
+class S2DNet(nn.Module, S2DHubMixin):
     """The synopsis-to-detail network of Liang et al., ECCV 2022."""
 
     def __init__(self, config: S2DConfig):
@@ -112,6 +113,11 @@ class S2DNet(nn.Module):
         logits = self.detail(volume, m, s, backend=self.backend)
         params = SamplingParams.from_raw(raw, num_frames, H, W, c.sampler.size)
         return S2DOutput(logits, syn.logits, idx, s, params, volume if return_detail else None)
+
+    def predict(self, video, topk: int = 5, device=None):
+        """Classify a video file or a uint8 clip `[T, H, W, 3]`: see `s2d.predict.predict`."""
+        from s2d.predict import predict
+        return predict(self, video, topk=topk, device=device)
 
     def loss(self, out: S2DOutput, target: torch.Tensor) -> torch.Tensor:
         """Training loss: CE(detail) + snet_loss_weight · CE(synopsis)."""

@@ -164,3 +164,20 @@ def test_parameter_shape_error_names_the_parameter():
     p.dx = p.dx[:, :2]
     with pytest.raises(ValueError, match="dx"):
         filterbank_sample_dense(torch.randn(2, 4, 3, 5, 5), torch.tensor([4, 4]), p, 3)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(B=st.integers(1, 3), T=st.integers(1, 7), H=st.integers(1, 9), W=st.integers(1, 9),
+       T_d=st.integers(2, 5), S=st.integers(2, 6), seed=st.integers(0, 2**16),
+       temporal=st.sampled_from(["gaussian", "linear"]))
+def test_fuzz_dense_against_independent(B, T, H, W, T_d, S, seed, temporal):
+    g = torch.Generator().manual_seed(seed)
+    frames = torch.randn(B, T, 3, H, W, generator=g)
+    num_frames = torch.randint(1, T + 1, (B,), generator=g)
+    params = random_params(B, T_d, 1.5, generator=g)
+    ref = slow_sample(frames, num_frames, params, S, temporal)
+    out = filterbank_sample_dense(frames, num_frames, params, S, temporal)
+    torch.testing.assert_close(out.double(), ref, atol=1e-5 * max(1.0, ref.abs().max().item()), rtol=1e-4)

@@ -14,6 +14,7 @@ from typing import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("s2d.cli.info", "list named models with parameters and input specs"),
     "data": ("s2d.cli.data", "prepare list files for video datasets"),
+    "predict": ("s2d.cli.predict", "classify video files and draw where the model looked"),
 }
 
 

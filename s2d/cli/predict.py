@@ -1,0 +1,86 @@
+"""`python -m s2d predict VIDEO... --model NAME`: labels for each video, pictures of where it looked.
+
+Bad files do not stop the run: each is reported as it fails and summarised at the end, and the
+exit status is 1 if any failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("videos", nargs="+", help="video files")
+    parser.add_argument("--model", required=True, help="zoo name, hf-hub:org/repo, or a local model folder")
+    parser.add_argument("--topk", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="one JSON object per video on stdout")
+    parser.add_argument("--vis", metavar="DIR", help="write <video>.png and <video>.gif showing the sampled regions")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--untrained", action="store_true",
+                        help="use randomly initialised weights when the model has none published")
+
+
+def load_model(name: str, device: str, untrained: bool):
+    """The model to predict with: published weights, or (with `untrained`) a random init."""
+    import s2d
+
+    if untrained:
+        model = s2d.create(name)
+        model.pretrained = False
+        return model.to(device).eval()
+    from s2d.zoo import load
+    model = load(name, device=device)
+    model.pretrained = True
+    return model
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from s2d.io import VideoError
+
+    try:
+        model = load_model(args.model, args.device, args.untrained)
+    except Exception as err:  # unknown name, no weights, offline: the error says what to do
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not getattr(model, "pretrained", False):
+        print("note: untrained weights - the labels below are meaningless", file=sys.stderr)
+    keep_detail = bool(args.vis) and model.config.kind == "s2dnet"
+    failures: list[tuple[str, str]] = []
+    for path in tqdm(args.videos, desc="predict", unit="video", disable=len(args.videos) < 2, file=sys.stderr):
+        try:
+            pred = _predict(model, path, args.topk, args.device, keep_detail)
+        except VideoError as err:
+            failures.append((path, err.reason))
+            tqdm.write(f"skipped {path}: {err.reason}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps(pred.to_dict()))
+        else:
+            _print(pred)
+        if args.vis and keep_detail:
+            from s2d.viz import save_visualisation
+            for p in save_visualisation(pred, model.config, args.vis):
+                print(f"  wrote {p}", file=sys.stderr if args.json else sys.stdout)
+    if failures:
+        print(f"{len(failures)} of {len(args.videos)} videos failed:", file=sys.stderr)
+        for path, reason in failures:
+            print(f"  {path}: {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _predict(model, path, topk, device, keep_detail):
+    from s2d.predict import predict
+
+    return predict(model, path, topk=topk, device=device, keep_detail=keep_detail)
+
+
+def _print(pred) -> None:
+    print(f"{pred.path}  ({pred.num_frames} frames)")
+    if pred.synopsis:
+        print("  synopsis: " + ", ".join(f"{n} ({p:.3f})" for n, p in pred.synopsis))
+    for name, p in pred.labels:
+        print(f"  {p:6.3f}  {name}")

@@ -1,0 +1,82 @@
+"""predict, the visualisation and the `predict` CLI end to end on a tiny model and real files."""
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+import s2d
+from conftest import tiny_overrides
+from s2d.cli import main
+from s2d.predict import predict
+from s2d.viz import save_visualisation
+from videos import write_not_video, write_video
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("v") / "clip.mp4", num_frames=12, width=96, height=80)
+
+
+def tiny(name="s2dnet-tsm-sthv2"):
+    return s2d.create(name, **tiny_overrides(name)).eval()
+
+
+def test_predict_a_file(video):
+    model = tiny()
+    pred = model.predict(video, topk=3)
+    assert len(pred.labels) == 3 and all(0 <= p <= 1 for _, p in pred.labels)
+    assert pred.labels == sorted(pred.labels, key=lambda x: -x[1])
+    assert {n for n, _ in pred.labels} <= set(model.labels)
+    assert len(pred.synopsis) == model.config.topk
+    assert pred.num_frames == 10 and pred.path == str(video)  # 12-frame video, 10-frame dense clip
+    assert len(pred.sampling["centre_x"]) == model.config.sampler.frames
+    json.dumps(pred.to_dict())
+
+
+def test_predict_a_clip_equals_the_forward():
+    model = tiny()
+    c = model.config
+    clip = torch.randint(0, 256, (c.dense_frames, c.dense_size, c.dense_size, 3), dtype=torch.uint8)
+    pred = predict(model, clip, topk=2)
+    with torch.no_grad():
+        logits = model(clip.permute(0, 3, 1, 2)[None]).logits[0]
+    assert pred.labels[0][0] == model.labels[int(logits.argmax())]
+    with pytest.raises(ValueError, match=r"\[T, H, W, 3\]"):
+        predict(model, clip.permute(0, 3, 1, 2))
+
+
+def test_baseline_predict(video):
+    pred = tiny("x3d-m").predict(video, topk=2)
+    assert len(pred.labels) == 2 and pred.synopsis is None
+
+
+def test_visualisation_files(video, tmp_path):
+    model = tiny("s2dnet-x3d-k400")
+    pred = predict(model, video, keep_detail=True)
+    png, gif = save_visualisation(pred, model.config, tmp_path)
+    img = Image.open(png)
+    assert img.size[0] >= 640 and img.size[1] > 200
+    anim = Image.open(gif)
+    assert anim.n_frames == model.config.sampler.frames
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_cli_continues_past_bad_files(video, tmp_path, capsys, monkeypatch):
+    import s2d.cli.predict as cli_predict
+    monkeypatch.setattr(cli_predict, "load_model", lambda name, device, untrained: setattr(m := tiny(name), "pretrained", False) or m)
+    bad = write_not_video(tmp_path / "bad.mp4")
+    code = main(["predict", str(video), str(bad), str(tmp_path / "missing.mp4"), "--model", "s2dnet-tsm-sthv2",
+                 "--untrained", "--json", "--vis", str(tmp_path / "vis")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 1 and rows[0]["path"] == str(video)
+    assert "2 of 3 videos failed" in err and "bad.mp4" in err and "missing.mp4" in err
+    assert "untrained" in err
+    assert (tmp_path / "vis" / "clip.png").is_file() and (tmp_path / "vis" / "clip.gif").is_file()
+
+
+def test_cli_unknown_model(capsys):
+    assert main(["predict", "x.mp4", "--model", "s2dnet-tsm-sthv3", "--untrained"]) == 2
+    assert "s2dnet-tsm-sthv2" in capsys.readouterr().err
