@@ -9,9 +9,10 @@ from s2d.config import (BaselineConfig, ConfigError, DetailConfig, FusionConfig,
 from s2d.model import S2DNet, S2DOutput
 from s2d.baseline import VideoClassifier
 from s2d.registry import build_model, create, get_config, list_models
+from s2d.zoo import load
 
 __version__ = "0.1.0"
 
 __all__ = ["BaselineConfig", "ConfigError", "DetailConfig", "FusionConfig", "LocatorConfig", "S2DConfig",
            "SamplerConfig", "SynopsisConfig", "FUSION_ABLATIONS", "S2DNet", "S2DOutput", "VideoClassifier",
-           "build_model", "create", "get_config", "list_models", "__version__"]
+           "build_model", "create", "get_config", "list_models", "load", "__version__"]

@@ -6,12 +6,15 @@
   (never unpickles arbitrary objects), unwrapping `state_dict` / `model` and `module.` prefixes.
 - `load_state_dict_strict`: `load_state_dict` that names every missing, unexpected and
   shape-mismatched key instead of a generic error.
+- Backbone initialisation: `convert_torchvision` (ImageNet ResNet-50 / MobileNetV2 → TSM
+  backbones), `convert_pytorchvideo_x3d` and `convert_slowfast_x3d` (Kinetics X3D → our X3D
+  backbones, pytorchvideo layout), loaded with `load_backbone_weights`.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import torch
 from torch import nn
@@ -130,3 +133,189 @@ def load_official_checkpoint(model: nn.Module, path_or_state, strict: bool = Tru
     else:
         model.load_state_dict(converted, strict=False)
     return model
+
+
+# -- backbone initialisation: torchvision (TSM), pytorchvideo and SlowFast (X3D) ------------------
+
+class BackboneWeights(NamedTuple):
+    """A converted backbone checkpoint: the backbone's state dict in our layout (keys of the target
+    backbone module), the source classifier (`weight`, `bias`; empty when absent) and the detected
+    source architecture."""
+
+    backbone: dict[str, torch.Tensor]
+    classifier: dict[str, torch.Tensor]
+    arch: str  # "resnet50", "mobilenet_v2" or "x3d"
+
+
+def _strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    if state and all(k.startswith(prefix) for k in state):
+        return {k[len(prefix):]: v for k, v in state.items()}
+    return dict(state)
+
+
+def detect_torchvision_arch(state: Mapping[str, torch.Tensor]) -> str:
+    """`"resnet50"` or `"mobilenet_v2"` from the keys of a torchvision ImageNet state dict."""
+    if any(k.startswith("layer4.") for k in state) and "conv1.weight" in state:
+        return "resnet50"
+    if any(k.startswith("features.18.") for k in state):
+        return "mobilenet_v2"
+    raise CheckpointError("not a torchvision ResNet-50 or MobileNetV2 state dict (no 'layer4.*' / 'features.18.*' "
+                          f"keys; first keys: {sorted(state)[:5]})")
+
+
+def convert_torchvision(state: Mapping[str, torch.Tensor], target: nn.Module | None = None) -> BackboneWeights:
+    """torchvision ImageNet ResNet-50 / MobileNetV2 weights → a TSM backbone's state dict.
+
+    The TSM backbones keep torchvision's module names and wrap each shifted conv, so the only
+    difference is an extra `.net` in those convs' keys; which convs carry it is read from `target`
+    (a `TSMResNet50` or `TSMMobileNetV2`; without it the keys stay torchvision's and
+    `load_backbone_weights` places them). The ImageNet classifier (`fc` / `classifier.1`) is
+    returned separately. Keys that match nothing are kept so a strict load names them.
+    """
+    state = unwrap_state_dict(dict(state))
+    arch = detect_torchvision_arch(state)
+    head = ("fc.",) if arch == "resnet50" else ("classifier.1.",)
+    classifier = {k.split(".")[-1]: v for k, v in state.items() if k.startswith(head)}
+    plain = {k.replace(".net.", "."): k for k in target.state_dict()} if target is not None else {}
+    backbone = {plain.get(k, k): v for k, v in state.items() if not k.startswith(head)}
+    return BackboneWeights(backbone, classifier, arch)
+
+
+def convert_pytorchvideo_x3d(state: Mapping[str, torch.Tensor]) -> BackboneWeights:
+    """pytorchvideo `create_x3d` weights (hub `.pyth`: `model_state`, keys `blocks.*`) → our
+    `X3DBackbone` state dict (the same keys under `net.`), classifier `blocks.5.proj` apart.
+
+    Also accepts SlowFast's PTVX3D wrapper, which puts a `model.` prefix on every key.
+    """
+    state = _strip_prefix(unwrap_state_dict(dict(state)), "model.")
+    classifier = {k.split(".")[-1]: v for k, v in state.items() if k.startswith("blocks.5.proj.")}
+    backbone = {f"net.{k}": v for k, v in state.items() if not k.startswith("blocks.5.proj.")}
+    return BackboneWeights(backbone, classifier, "x3d")
+
+
+# SlowFast X3D (slowfast/models/video_model_builder.py `X3D`) → pytorchvideo names. SlowFast's stem
+# calls the spatial 1×3×3 conv `conv_xy` and the temporal depthwise conv `conv`; pytorchvideo calls
+# them `conv_t` and `conv_xy` (swapped meaning, kept as is in our layout).
+_SLOWFAST_STEM = {"conv_xy": "conv.conv_t", "conv": "conv.conv_xy", "bn": "norm"}
+_SLOWFAST_BLOCK = {"branch1": "branch1_conv", "branch1_bn": "branch1_norm", "branch2.a": "branch2.conv_a",
+                   "branch2.a_bn": "branch2.norm_a", "branch2.b": "branch2.conv_b", "branch2.b_bn": "branch2.norm_b.0",
+                   "branch2.se.fc1": "branch2.norm_b.1.block.0", "branch2.se.fc2": "branch2.norm_b.1.block.2",
+                   "branch2.c": "branch2.conv_c", "branch2.c_bn": "branch2.norm_c"}
+_SLOWFAST_HEAD = {"conv_5": "pool.pre_conv", "conv_5_bn": "pool.pre_norm", "lin_5": "pool.post_conv"}
+
+
+def _slowfast_key(key: str) -> str | None:
+    """pytorchvideo name of a SlowFast X3D key (None: the classifier; unchanged when unknown)."""
+    if m := re.match(r"s1\.pathway0_stem\.(conv_xy|conv|bn)\.(\w+)$", key):
+        return f"blocks.0.{_SLOWFAST_STEM[m.group(1)]}.{m.group(2)}"
+    if m := re.match(r"s([2-5])\.pathway0_res(\d+)\.(.+)\.(\w+)$", key):
+        stage, block, module, param = m.groups()
+        if module in _SLOWFAST_BLOCK:
+            return f"blocks.{int(stage) - 1}.res_blocks.{block}.{_SLOWFAST_BLOCK[module]}.{param}"
+    if m := re.match(r"head\.(\w+)\.(\w+)$", key):
+        if m.group(1) == "projection":
+            return None
+        if m.group(1) in _SLOWFAST_HEAD:
+            return f"blocks.5.{_SLOWFAST_HEAD[m.group(1)]}.{m.group(2)}"
+    return key
+
+
+def convert_slowfast_x3d(state: Mapping[str, torch.Tensor], bn_eps: float = 1e-5) -> BackboneWeights:
+    """SlowFast X3D weights (`{"model_state": ...}`, keys `s1.pathway0_stem.*`, `s2.pathway0_res0.*`,
+    `head.*`) → our `X3DBackbone` state dict (pytorchvideo layout under `net.`).
+
+    SlowFast gives every projection shortcut a BatchNorm (`branch1_bn`), pytorchvideo only those
+    that change the channel count, so the first block of res2 (24 → 24 channels, stride 2) has one
+    BN more in SlowFast. It is folded away exactly (for inference statistics): its scale
+    `γ/√(σ²+ε)` multiplies the shortcut conv and its shift `β − μ·γ/√(σ²+ε)` is added to the bias of
+    the block's last BN (`branch2.norm_c`), since the two branches are summed before the ReLU.
+    `bn_eps` is SlowFast's `BN.EPS` (1e-5 by default).
+    """
+    state = unwrap_state_dict(dict(state))
+    classifier = {k.split(".")[-1]: v for k, v in state.items() if k.startswith("head.projection.")}
+    renamed = {new: v for k, v in state.items() if (new := _slowfast_key(k)) is not None}
+    for key in [k for k in renamed if k.endswith(".branch1_conv.weight")]:
+        block = key[: -len(".branch1_conv.weight")]
+        w = renamed[key]
+        if w.shape[0] != w.shape[1] or f"{block}.branch1_norm.weight" not in renamed:
+            continue  # channels change: pytorchvideo keeps this BN too
+        bn = {p: renamed.pop(f"{block}.branch1_norm.{p}", None)
+              for p in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+        if bn["running_var"] is None or bn["running_mean"] is None:
+            raise CheckpointError(f"SlowFast checkpoint: {block} shortcut BN lacks running statistics")
+        scale = bn["weight"].double() / torch.sqrt(bn["running_var"].double() + bn_eps)
+        shift = bn["bias"].double() - bn["running_mean"].double() * scale
+        renamed[key] = (w.double() * scale.view(-1, 1, 1, 1, 1)).to(w.dtype)
+        norm_c = f"{block}.branch2.norm_c.bias"
+        if norm_c not in renamed:
+            raise CheckpointError(f"SlowFast checkpoint: {norm_c} missing, cannot fold the shortcut BN of {block}")
+        renamed[norm_c] = (renamed[norm_c].double() + shift).to(renamed[norm_c].dtype)
+    return BackboneWeights({f"net.{k}": v for k, v in renamed.items()}, classifier, "x3d")
+
+
+def backbone_parts(model: nn.Module) -> dict[str, nn.Module]:
+    """The backbones a model holds, by part name: `synopsis` / `detail` (S2DNet) or `backbone`."""
+    if hasattr(model, "synopsis") and hasattr(model, "detail"):
+        return {"synopsis": model.synopsis.backbone, "detail": model.detail.backbone}
+    return {"backbone": model.backbone}
+
+
+def _part_arch(model: nn.Module, part: str) -> str:
+    c = model.config
+    if part == "synopsis":
+        return c.synopsis.arch
+    if part == "detail":
+        return c.detail.arch
+    return c.arch
+
+
+_SOURCE_FITS = {"resnet50": ("tsm_resnet50",), "mobilenet_v2": ("tsm_mobilenet_v2",),
+                "x3d": ("x3d_xs", "x3d_s", "x3d_m", "x3d_l", "x3d_tiny")}
+
+
+def load_backbone_weights(model: nn.Module, weights: BackboneWeights, parts: str | tuple[str, ...] | None = None,
+                          source: str = "checkpoint") -> list[str]:
+    """Initialise backbone(s) of `model` (strictly, per backbone) from converted weights.
+
+    `parts`: which backbones (`"synopsis"`, `"detail"`, `"backbone"`); by default every backbone of
+    the checkpoint's architecture, which must be unambiguous (an X3D checkpoint fits both X3D
+    backbones of an S2DNet: name the part). BN `num_batches_tracked` counters absent from old
+    checkpoints start at 0. The source classifier initialises a baseline's `fc` when the class
+    counts agree, and is dropped otherwise. Returns one line per action taken.
+    """
+    available = backbone_parts(model)
+    if isinstance(parts, str):
+        parts = tuple(p.strip() for p in parts.split(",") if p.strip())
+    if not parts:
+        fitting = tuple(p for p in available if _part_arch(model, p) in _SOURCE_FITS[weights.arch])
+        if not fitting:
+            raise CheckpointError(f"{source}: a {weights.arch} checkpoint fits no backbone of this model "
+                                  f"({', '.join(f'{p}: {_part_arch(model, p)}' for p in available)})")
+        if len(fitting) > 1 and weights.arch == "x3d":
+            raise CheckpointError(f"{source}: an X3D checkpoint fits both {' and '.join(fitting)}; choose with "
+                                  f"part=/--part")
+        parts = fitting
+    report = []
+    for part in parts:
+        if part not in available:
+            raise CheckpointError(f"{source}: model has no backbone {part!r} (has: {', '.join(available)})")
+        target = available[part]
+        state = dict(weights.backbone)
+        if weights.arch in ("resnet50", "mobilenet_v2"):
+            plain = {k.replace(".net.", "."): k for k in target.state_dict()}
+            state = {plain.get(k.replace(".net.", "."), k): v for k, v in state.items()}
+        for key, value in target.state_dict().items():
+            if key.endswith("num_batches_tracked") and key not in state:
+                state[key] = torch.zeros_like(value)
+        load_state_dict_strict(target, state, f"{source} → {part} ({_part_arch(model, part)})")
+        report.append(f"{part}: {len(state)} tensors from the {weights.arch} checkpoint")
+    fc = getattr(model, "fc", None)
+    if weights.classifier:
+        shape = tuple(weights.classifier["weight"].shape)
+        if isinstance(fc, nn.Linear) and tuple(fc.weight.shape) == shape and "backbone" in parts:
+            fc.load_state_dict(weights.classifier, strict=True)
+            report.append(f"fc: classifier {shape[0]} classes from the checkpoint")
+        else:
+            report.append(f"classifier of the checkpoint ({shape[0]} classes) dropped: the model's own classifiers "
+                          f"keep their initialisation")
+    return report
