@@ -15,6 +15,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("s2d.cli.info", "list named models with parameters and input specs"),
     "data": ("s2d.cli.data", "prepare list files for video datasets"),
     "predict": ("s2d.cli.predict", "classify video files and draw where the model looked"),
+    "zoo": ("s2d.cli.zoo", "list, document and publish pretrained models"),
+    "convert": ("s2d.cli.convert", "convert official / pytorchvideo / SlowFast / torchvision checkpoints"),
+    "train": ("s2d.cli.train", "train a model (two-stage recipe; DDP under torchrun; resumable)"),
+    "eval": ("s2d.cli.eval", "top-1/top-5 of a model on a dataset (multi-clip, DDP-aware)"),
 }
 
 

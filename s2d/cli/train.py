@@ -1,0 +1,74 @@
+"""`python -m s2d train CONFIG [key=value ...]`: train a model (also under `torchrun ... -m s2d train`).
+
+CONFIG is a JSON training config (see `s2d.train.config`) or the name of a paper recipe
+(`s2d.train.recipes`: s2dnet-tsm-sthv2, s2dnet-x3d-k400, ...). Dotted overrides change single
+values: `optim.lr=0.01 data.root=/videos model.overrides.sampler.size=48 batch_size=128`.
+`--print-config` shows the resolved config (a JSON file to edit) without training.
+Exit status: 0 when training finished or stopped cleanly on SIGTERM (resume with --resume),
+2 for a configuration error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the checkpoint in out_dir (start fresh when there is none)")
+    parser.add_argument("--out-dir", metavar="DIR", help="where checkpoints and logs go (overrides out_dir)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    """Register the arguments of `train`."""
+    parser.add_argument("config", metavar="CONFIG", help="training config JSON file, or a recipe name")
+    # The options may also come among the overrides (argparse alone would refuse them there).
+    parser.add_argument("overrides", nargs=argparse.REMAINDER, metavar="KEY=VALUE",
+                        help="dotted overrides, values as JSON (strings may stay unquoted)")
+    _add_options(parser)
+
+
+def _split_options(args: argparse.Namespace) -> list[str]:
+    """Move options found among the overrides onto `args`; returns the overrides proper."""
+    late = argparse.ArgumentParser(prog="python -m s2d train", add_help=False)
+    _add_options(late)
+    found, rest = late.parse_known_args(args.overrides)
+    unknown = [item for item in rest if item.startswith("-")]
+    if unknown:
+        raise ValueError(f"unknown option(s) {' '.join(unknown)} (options: --resume, --out-dir DIR, --print-config)")
+    args.resume = args.resume or found.resume
+    args.out_dir = found.out_dir or args.out_dir
+    args.print_config = args.print_config or found.print_config
+    return rest
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the config, train, and report how the run ended."""
+    from s2d.train import TrainConfigError, load_config, train
+
+    try:
+        overrides = _split_options(args)
+        config = load_config(args.config, overrides)
+        if args.resume:
+            config.resume = True
+        if args.out_dir:
+            config.out_dir = args.out_dir
+        config.validate()
+    except ValueError as err:  # TrainConfigError, or an unknown option
+        print(f"s2d train: {err}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(config.to_json(), end="")
+        return 0
+    try:
+        result = train(config)
+    except TrainConfigError as err:
+        print(f"s2d train: {err}", file=sys.stderr)
+        return 2
+    if result.interrupted:
+        return 0
+    best = "-" if result.best_val_dnet_top1 is None else f"{result.best_val_dnet_top1:.2f}%"
+    print(f"done: {result.epochs} epochs, {result.step} steps; best val top-1 {best}; model in {result.out_dir}",
+          file=sys.stderr)
+    return 0

@@ -1,0 +1,402 @@
+"""Training configuration: a tree of dataclasses that round-trips through JSON and validates itself.
+
+A `TrainConfig` holds everything a run needs, so `out_dir/train_config.json` alone reproduces it:
+
+```json
+{
+  "model": {"name": "s2dnet-tsm-sthv2", "overrides": {}, "init": "init/sthv2-imagenet"},
+  "data": {"kind": "ssv2", "root": "/data/sthv2/videos",
+           "args": {"classes": "/data/sthv2/labels.json"},
+           "train": {"json_file": "/data/sthv2/train.json"},
+           "val": {"json_file": "/data/sthv2/validation.json"}, "workers": 8},
+  "stages": {"stage1_epochs": 40, "stage2_epochs": 80},
+  "optim": {"lr": 0.001, "ref_batch": 64, "weight_decay": 0.001, "clip_grad": 20.0,
+            "lr_ratios": {"locator": 0.1}},
+  "batch_size": 64, "out_dir": "runs/sthv2", "amp": "bf16"
+}
+```
+
+`load_config(path, ["optim.lr=0.01", "model.overrides.sampler.size=48"])` applies dotted
+overrides before validation; values are parsed as JSON when they parse (numbers, `true`,
+`null`, lists, objects) and taken as strings otherwise (`data.root=/x`). Mistyped keys and
+values of the wrong type raise `TrainConfigError` naming the key, the expected type and, for a
+misspelt key, the closest valid ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Union
+
+
+class TrainConfigError(ValueError):
+    """A training configuration that is malformed or inconsistent; the message names the key."""
+
+
+@dataclass
+class ModelSection:
+    """Which network to train: a zoo name, config overrides (as `s2d.create(name, **overrides)`:
+    sub-configs given as partial dicts are merged into the named variant's), and optionally a
+    model folder or `.safetensors` file whose weights initialise it (strict load), such as the
+    output of `python -m s2d convert torchvision ...` (ImageNet backbones, as the paper)."""
+
+    name: str = "s2dnet-tsm-sthv2"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
+
+    def validate(self) -> None:
+        """The name must be registered and the overrides must give a valid model config."""
+        from s2d.registry import get_config
+
+        try:
+            get_config(self.name, **self.overrides)
+        except (KeyError, ValueError, TypeError) as err:
+            raise TrainConfigError(f"model: {err}") from None
+
+
+@dataclass
+class DataSection:
+    """Datasets by kind (see `s2d.train.datasets`) and their arguments.
+
+    The train split is built from `{**args, **train}`, the validation split from
+    `{**args, **val}`; `val = None` turns validation off. `root`, when set, is passed as the
+    datasets' `root` argument (the folder their relative paths are taken from).
+    """
+
+    kind: str = "list"
+    root: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    val: dict[str, Any] | None = None
+    workers: int = 4  # DataLoader worker processes per rank
+    val_clips: int = 1  # temporal views averaged at validation (datasets that offer views)
+    val_every: int = 1  # validate every this many epochs (and after the last)
+    val_batch_size: int | None = None  # per-rank; default: the training batch per rank
+
+    def validate(self) -> None:
+        """Counts must be positive and `kind` registered (import paths are checked when used)."""
+        _check(self.workers >= 0, "data.workers must be >= 0")
+        _check(self.val_clips >= 1, "data.val_clips must be >= 1")
+        _check(self.val_every >= 1, "data.val_every must be >= 1")
+        _check(self.val_batch_size is None or self.val_batch_size >= 1, "data.val_batch_size must be >= 1")
+        if ":" not in self.kind:
+            from s2d.train.datasets import available_datasets
+
+            known = available_datasets()
+            if self.kind not in known:
+                raise TrainConfigError(f"data.kind {self.kind!r} is not a known dataset{_suggest(self.kind, known)} "
+                                       f"(known: {', '.join(known)}; or 'package.module:factory')")
+
+    def split_args(self, split: str) -> dict[str, Any]:
+        """Arguments of one split: shared `args`, then the split's own, with `root` when set."""
+        own = self.train if split == "train" else self.val
+        merged = dict(self.args)
+        if self.root is not None:
+            merged["root"] = self.root
+        merged.update(own or {})
+        return merged
+
+
+@dataclass
+class StagesSection:
+    """The supplement's two-stage recipe: `stage1_epochs` with θ frozen (the detail net sees
+    centre crops of uniform frames), then `stage2_epochs` end to end."""
+
+    stage1_epochs: int = 40
+    stage2_epochs: int = 80
+
+    def validate(self) -> None:
+        """Non-negative epoch counts, at least one epoch in all."""
+        _check(self.stage1_epochs >= 0 and self.stage2_epochs >= 0, "stages: epoch counts must be >= 0")
+        _check(self.stage1_epochs + self.stage2_epochs >= 1, "stages: at least one epoch must be trained")
+
+    @property
+    def epochs(self) -> int:
+        """Epochs of both stages together (the length of the cosine schedule)."""
+        return self.stage1_epochs + self.stage2_epochs
+
+    def stage_of(self, epoch: int) -> int:
+        """1 or 2, for a 0-based epoch."""
+        return 1 if epoch < self.stage1_epochs else 2
+
+
+@dataclass
+class OptimSection:
+    """SGD with momentum, cosine decay over all epochs after an optional linear warm-up.
+
+    `lr` is the learning rate for a global batch of `ref_batch` videos; the run uses
+    `lr * batch_size / ref_batch` (linear scaling). `lr_ratios` multiply the learning rate of
+    parameters whose name starts with a key (the locator trains at 0.1×, as the official
+    SAMPLER_LR_RATIO). Biases and normalisation parameters get no weight decay unless
+    `decay_bias_and_norm`. Gradients are clipped to a total norm of `clip_grad` (None: off).
+    """
+
+    lr: float = 0.001
+    ref_batch: int = 64
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-3
+    decay_bias_and_norm: bool = False
+    warmup_epochs: float = 0.0
+    warmup_start_factor: float = 0.01  # warm-up starts at this fraction of the peak lr
+    min_lr_ratio: float = 0.0  # cosine ends at this fraction of the peak lr
+    clip_grad: float | None = 20.0
+    lr_ratios: dict[str, float] = field(default_factory=lambda: {"locator": 0.1})
+
+    def validate(self) -> None:
+        """Ranges of the optimiser settings."""
+        _check(self.lr > 0, "optim.lr must be > 0")
+        _check(self.ref_batch >= 1, "optim.ref_batch must be >= 1")
+        _check(0 <= self.momentum < 1, "optim.momentum must lie in [0, 1)")
+        _check(not self.nesterov or self.momentum > 0, "optim.nesterov needs momentum > 0")
+        _check(self.weight_decay >= 0, "optim.weight_decay must be >= 0")
+        _check(self.warmup_epochs >= 0, "optim.warmup_epochs must be >= 0")
+        _check(0 < self.warmup_start_factor <= 1, "optim.warmup_start_factor must lie in (0, 1]")
+        _check(0 <= self.min_lr_ratio <= 1, "optim.min_lr_ratio must lie in [0, 1]")
+        _check(self.clip_grad is None or self.clip_grad > 0, "optim.clip_grad must be > 0 or null")
+        for prefix, ratio in self.lr_ratios.items():
+            _check(isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and ratio >= 0,
+                   f"optim.lr_ratios[{prefix!r}] must be a number >= 0, got {ratio!r}")
+
+
+@dataclass
+class TrainConfig:
+    """A whole training run. `batch_size` is the GLOBAL batch (split evenly over ranks)."""
+
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    stages: StagesSection = field(default_factory=StagesSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    batch_size: int = 64
+    out_dir: str = "runs/s2d"
+    seed: int = 0
+    device: str = "auto"  # "auto" (CUDA when available), "cuda" or "cpu"
+    amp: str = "none"  # "bf16" or "fp16" autocast on CUDA ("fp16" adds a GradScaler); CPU runs in fp32
+    bn: str = "train"  # "frozen": BatchNorm layers stay in eval mode (fixed running statistics)
+    cudnn_benchmark: bool = True
+    deterministic: bool = False  # deterministic kernels (needed for bit-exact resume on GPU)
+    tf32: bool = True  # TF32 matmuls/convolutions on Ampere+ GPUs
+    find_unused_parameters: bool = False  # DDP option, for models with branches left unused
+    log_every: int = 20  # steps between step records in the metrics log
+    progress: bool = True  # tqdm progress bar on rank 0
+    resume: bool = False  # continue from out_dir's checkpoint (start fresh when there is none)
+
+    def validate(self) -> "TrainConfig":
+        """Check every section and the cross-section rules; returns self."""
+        for section in (self.model, self.data, self.stages, self.optim):
+            section.validate()
+        _check(self.batch_size >= 1, "batch_size must be >= 1")
+        _check(bool(self.out_dir), "out_dir must be set")
+        _check(self.device in ("auto", "cuda", "cpu") or self.device.startswith("cuda:"),
+               f"device must be 'auto', 'cuda' or 'cpu', got {self.device!r}")
+        _check(self.amp in ("none", "bf16", "fp16"), f"amp must be 'none', 'bf16' or 'fp16', got {self.amp!r}")
+        _check(self.bn in ("train", "frozen"), f"bn must be 'train' or 'frozen', got {self.bn!r}")
+        _check(self.log_every >= 1, "log_every must be >= 1")
+        return self
+
+    # -- (de)serialisation ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-compatible dict."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def to_json(self) -> str:
+        """Indented JSON text (what `out_dir/train_config.json` holds)."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Build and validate a config from a (partial) dict; missing keys take their defaults."""
+        return _build(cls, data, "").validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainConfig":
+        """Inverse of `to_json`."""
+        return cls.from_dict(_parse_json(text, "config"))
+
+
+def load_config(source: str | os.PathLike | dict[str, Any], overrides: Iterable[str] = ()) -> TrainConfig:
+    """A validated `TrainConfig` from a JSON file, a recipe name (`s2d.train.recipes`) or a dict,
+    with dotted `key=value` overrides applied first."""
+    if isinstance(source, dict):
+        data = json.loads(json.dumps(source))
+    else:
+        path = Path(source)
+        if path.is_file():
+            data = _parse_json(path.read_text(encoding="utf-8"), str(path))
+        else:
+            from s2d.train.recipes import RECIPES
+
+            if str(source) not in RECIPES:
+                raise TrainConfigError(f"{source}: no such config file, and not a recipe name "
+                                       f"(recipes: {', '.join(sorted(RECIPES))})")
+            data = json.loads(json.dumps(RECIPES[str(source)]))
+    if not isinstance(data, dict):
+        raise TrainConfigError(f"{source}: a training config must be a JSON object")
+    for item in overrides:
+        apply_override(data, item)
+    return TrainConfig.from_dict(data)
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Apply one `dotted.key=value` override to a config dict in place.
+
+    Keys inside dataclass sections must exist; keys below dict-valued fields (`model.overrides`,
+    `data.args`, `data.train`, `data.val`, `optim.lr_ratios`) are free and created as needed.
+    """
+    if "=" not in item:
+        raise TrainConfigError(f"override {item!r} is not of the form key=value")
+    key, text = item.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise TrainConfigError(f"override {item!r}: empty key component")
+    value = _parse_value(text)
+    cls: type | None = TrainConfig
+    node = data
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        path = ".".join(parts[:depth + 1])
+        if cls is not None:
+            hints = _hints(cls)
+            if part not in hints:
+                raise TrainConfigError(f"override {key!r}: unknown key {path!r}{_suggest(part, hints)}")
+            if last:
+                node[part] = value
+                return
+            inner = _dataclass_of(hints[part])
+            if inner is None and not _is_dict_type(hints[part]):
+                raise TrainConfigError(f"override {key!r}: {path!r} is a {_type_name(hints[part])}, "
+                                       "it has no sub-keys")
+            child = node.get(part)
+            if child is None and part not in node and inner is None:
+                child = _default_of(cls, part)  # add to a mapping's default rather than replace it
+            cls = inner
+            if child is None:
+                child = node[part] = {}
+            elif part not in node:
+                node[part] = child
+            elif not isinstance(child, dict):
+                raise TrainConfigError(f"override {key!r}: {path!r} holds {child!r}, not a mapping")
+            node = child
+        else:  # free-form dict: create intermediate levels
+            if last:
+                node[part] = value
+                return
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise TrainConfigError(f"override {key!r}: {path!r} holds {child!r}, not a mapping")
+            node = child
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise TrainConfigError(msg)
+
+
+def _suggest(name: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=3)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _default_of(cls: type, name: str) -> Any:
+    """A JSON copy of a dataclass field's default value (None when it has none)."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default_factory is not dataclasses.MISSING:
+                return json.loads(json.dumps(f.default_factory()))
+            if f.default is not dataclasses.MISSING:
+                return json.loads(json.dumps(f.default))
+    return None
+
+
+def _parse_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise TrainConfigError(f"{source}: not valid JSON ({err})") from None
+
+
+def _parse_value(text: str) -> Any:
+    """JSON when it parses (numbers, booleans, null, lists, objects, quoted strings), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def _dataclass_of(tp: Any) -> type | None:
+    tp, _ = _strip_optional(tp)
+    return tp if dataclasses.is_dataclass(tp) else None
+
+
+def _is_dict_type(tp: Any) -> bool:
+    tp, _ = _strip_optional(tp)
+    return tp is dict or typing.get_origin(tp) is dict
+
+
+def _type_name(tp: Any) -> str:
+    tp, optional = _strip_optional(tp)
+    name = {int: "integer", float: "number", bool: "boolean", str: "string"}.get(tp)
+    if name is None:
+        name = "mapping" if _is_dict_type(tp) else getattr(tp, "__name__", str(tp))
+    return f"{name} or null" if optional else name
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    """`value` checked against the annotation `tp` (ints are accepted where numbers are)."""
+    base, optional = _strip_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise TrainConfigError(f"{path} must be a {_type_name(tp)}, got null")
+    if dataclasses.is_dataclass(base):
+        if not isinstance(value, dict):
+            raise TrainConfigError(f"{path} must be a mapping, got {type(value).__name__}")
+        return _build(base, value, path)
+    ok = {
+        bool: lambda v: isinstance(v, bool),
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+    }.get(base)
+    if ok is None and _is_dict_type(base):
+        ok = lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v)  # noqa: E731
+    if ok is None:  # Any
+        return value
+    if not ok(value):
+        raise TrainConfigError(f"{path} must be a {_type_name(tp)}, got {value!r}")
+    return float(value) if base is float else value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise TrainConfigError(f"{prefix or 'config'} must be a mapping, got {type(data).__name__}")
+    hints = _hints(cls)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        where = f" in {prefix}" if prefix else ""
+        raise TrainConfigError("; ".join(f"unknown key {k!r}{where}{_suggest(k, hints)}" for k in unknown)
+                               + f" (valid: {', '.join(hints)})")
+    kwargs = {name: _coerce(hints[name], value, f"{prefix}.{name}" if prefix else name)
+              for name, value in data.items()}
+    return cls(**kwargs)

@@ -1,0 +1,209 @@
+"""Datasets by name, so a training config can say `"kind": "kinetics"` and give its arguments.
+
+Built in:
+
+- `"list"`: `s2d.data.VideoListDataset` (`list_file`, `root`, ...);
+- `"kinetics"`: `s2d.data.KineticsCSVDataset` (`csv_file`, `root`, `classes`, `drop_unknown`, ...);
+- `"ssv2"`: `s2d.data.SomethingV2Dataset` (`json_file`, `root`, `classes`, `drop_unknown`, ...);
+- `"synthetic"`: `s2d.synth.SyntheticDetailDataset(split=..., **args)` (imported when used).
+
+For the video datasets, `clip` (a dict of `s2d.io.ClipSpec` fields) says how clips are cut; by
+default `dense_frames` frames spread uniformly over the video, the short side resized to
+`dense_size · 256/224`, a random `dense_size`² crop for training and the centre crop otherwise.
+`classes` defaults to the model's shipped label list, and `on_error` to "skip" for training and
+"record" for evaluation (unreadable videos are then reported, not counted). Other arguments go
+to the dataset class unchanged.
+
+`register_dataset(name, factory)` adds a kind; `factory(split, model_config, **args)` returns a
+map-style dataset whose samples are dicts like `s2d.data`'s (`frames` uint8 `[T, H, W, 3]`,
+`num_frames`, `label`, ...). A kind of the form `"package.module:attr"` imports `attr` and calls
+`attr(split=split, **args)`.
+
+Temporal views (multi-clip evaluation): a dataset offers them through a method
+`get_view(index, view, num_views) -> sample`. Video datasets with stride sampling have them
+built in: view v of n starts at frame `round(v · (frames − span) / (n − 1))`, evenly covering the
+video (X3D/SlowFast testing). Uniformly sampled clips already span the whole video and have no
+other views.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import TYPE_CHECKING, Any, Callable
+
+from torch.utils.data import Dataset
+
+from s2d.train.config import TrainConfigError
+
+if TYPE_CHECKING:
+    from s2d.io import ClipSpec
+
+#: factory(split, model_config, **args) -> Dataset
+DatasetFactory = Callable[..., Dataset]
+
+_REGISTRY: dict[str, DatasetFactory] = {}
+
+
+def register_dataset(name: str, factory: DatasetFactory, *, overwrite: bool = False) -> None:
+    """Make `factory(split, model_config, **args)` available as data kind `name`."""
+    if not name or ":" in name:
+        raise ValueError(f"dataset name must be non-empty and contain no ':', got {name!r}")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"dataset {name!r} is already registered (pass overwrite=True to replace it)")
+    _REGISTRY[name] = factory
+
+
+def unregister_dataset(name: str) -> None:
+    """Remove a registered kind (no error when it is absent)."""
+    _REGISTRY.pop(name, None)
+
+
+def available_datasets() -> list[str]:
+    """Registered data kinds, sorted."""
+    return sorted(_REGISTRY)
+
+
+def build_dataset(kind: str, split: str, args: dict[str, Any], model_config: Any = None) -> Dataset:
+    """The `split` ("train", "val", ...) dataset of a kind, built from its arguments."""
+    if ":" in kind:
+        module_name, _, attr = kind.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as err:
+            raise TrainConfigError(f"data.kind {kind!r}: cannot import it ({err})") from None
+        return factory(split=split, **args)
+    if kind not in _REGISTRY:
+        raise TrainConfigError(f"unknown data kind {kind!r} (known: {', '.join(available_datasets())})")
+    return _REGISTRY[kind](split, model_config, **args)
+
+
+# -- clip specs and the video datasets ---------------------------------------------------------------
+
+def clip_spec(split: str, model_config: Any, clip: dict[str, Any] | None) -> "ClipSpec":
+    """The `ClipSpec` of a split: defaults from the model's dense input, updated by `clip`."""
+    from s2d.io import ClipSpec
+
+    frames = getattr(model_config, "dense_frames", 32)
+    size = getattr(model_config, "dense_size", 224)
+    values: dict[str, Any] = {"num_frames": frames, "crop_size": size,
+                              "short_side": max(size, round(size * 256 / 224)),
+                              "crop": "random" if split == "train" else "center"}
+    if clip:
+        names = {f.name for f in dataclasses.fields(ClipSpec)}
+        unknown = sorted(set(clip) - names)
+        if unknown:
+            raise TrainConfigError(f"data clip: unknown ClipSpec fields {unknown} (valid: {sorted(names)})")
+        values.update(clip)
+    try:
+        return ClipSpec(**values)
+    except (TypeError, ValueError) as err:
+        raise TrainConfigError(f"data clip: {err}") from None
+
+
+def _required(kind: str, split: str, **values: Any) -> None:
+    for name, value in values.items():
+        if value is None:
+            section = "train" if split == "train" else "val"
+            raise TrainConfigError(f"data kind {kind!r} needs {name!r} for the {split} split (in a training "
+                                   f"config data.args.{name} or data.{section}.{name}; for eval {name}=...)")
+
+
+def _video_kwargs(split: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    kwargs.setdefault("on_error", "skip" if split == "train" else "record")
+    return kwargs
+
+
+def _default_classes(model_config: Any, classes: Any) -> Any:
+    if classes is None and getattr(model_config, "labels", None):
+        from s2d.labels import load_labels
+
+        return list(load_labels(model_config.labels))
+    return classes
+
+
+def _list_dataset(split: str, model_config: Any, *, list_file: str | None = None, root: str | None = None,
+                  clip: dict[str, Any] | None = None, **kwargs: Any) -> Dataset:
+    from s2d.data import VideoListDataset
+
+    _required("list", split, list_file=list_file)
+    return VideoListDataset(list_file, root, clip_spec(split, model_config, clip), **_video_kwargs(split, kwargs))
+
+
+def _kinetics_dataset(split: str, model_config: Any, *, csv_file: str | None = None, root: str | None = None,
+                      classes: Any = None, clip: dict[str, Any] | None = None, **kwargs: Any) -> Dataset:
+    from s2d.data import KineticsCSVDataset
+
+    classes = _default_classes(model_config, classes)
+    _required("kinetics", split, csv_file=csv_file, root=root, classes=classes)
+    return KineticsCSVDataset(csv_file, root, clip_spec(split, model_config, clip), classes,
+                              **_video_kwargs(split, kwargs))
+
+
+def _ssv2_dataset(split: str, model_config: Any, *, json_file: str | None = None, root: str | None = None,
+                  classes: Any = None, clip: dict[str, Any] | None = None, **kwargs: Any) -> Dataset:
+    from s2d.data import SomethingV2Dataset
+
+    classes = _default_classes(model_config, classes)
+    _required("ssv2", split, json_file=json_file, root=root, classes=classes)
+    return SomethingV2Dataset(json_file, root, clip_spec(split, model_config, clip), classes,
+                              **_video_kwargs(split, kwargs))
+
+
+def _synthetic_dataset(split: str, model_config: Any, **args: Any) -> Dataset:
+    from s2d.synth import SyntheticDetailDataset
+
+    return SyntheticDetailDataset(split=split, **args)
+
+
+register_dataset("list", _list_dataset)
+register_dataset("kinetics", _kinetics_dataset)
+register_dataset("ssv2", _ssv2_dataset)
+register_dataset("synthetic", _synthetic_dataset)
+
+
+# -- temporal views ------------------------------------------------------------------------------------
+
+def supports_views(dataset: Dataset) -> bool:
+    """Whether `get_view` can cut several temporal views of a sample from this dataset."""
+    if callable(getattr(dataset, "get_view", None)):
+        return True
+    from s2d.data import VideoDataset
+
+    return isinstance(dataset, VideoDataset) and dataset.spec.sampling == "stride"
+
+
+def get_view(dataset: Dataset, index: int, view: int, num_views: int) -> dict[str, Any]:
+    """Sample `index` as temporal view `view` of `num_views` (`num_views == 1`: the sample itself)."""
+    if num_views == 1:
+        return dataset[index]
+    if callable(getattr(dataset, "get_view", None)):
+        return dataset.get_view(index, view, num_views)
+    if not supports_views(dataset):
+        raise ValueError(f"{type(dataset).__name__} offers no temporal views; evaluate it with clips=1 "
+                         "(uniformly sampled clips already cover the whole video)")
+    return _video_view(dataset, index, view, num_views)
+
+
+def _video_view(dataset: Any, index: int, view: int, num_views: int) -> dict[str, Any]:
+    """View `view` of a stride-sampled video: starts spread evenly from the first to the last frame."""
+    import torch
+
+    from s2d.io import VideoError, probe, read_clip
+
+    path, label = dataset.samples[index]
+    spec = dataset.spec
+    try:
+        info = probe(path, backend=dataset.backend, timeout_s=dataset.timeout_s)
+        span = (spec.num_frames - 1) * spec.stride + 1
+        start = round(view * max(0, info.num_frames - span) / (num_views - 1))
+        clip = read_clip(path, dataclasses.replace(spec, start=start), backend=dataset.backend,
+                         max_pixels=dataset.max_pixels, timeout_s=dataset.timeout_s)
+    except VideoError as err:
+        if dataset.on_error == "raise":
+            raise
+        dataset.failures.append((path, err.reason))
+        t, c = spec.num_frames, spec.crop_size
+        return {"frames": torch.zeros(t, c, c, 3, dtype=torch.uint8), "num_frames": 0, "label": label,
+                "index": index, "path": path, "error": err.reason}
+    return {"frames": clip.frames, "num_frames": clip.num_frames, "label": label, "index": index,
+            "path": path, "error": None}

@@ -1,0 +1,485 @@
+"""The training loop: two stages, SGD + cosine, DDP, AMP, exact resume, graceful SIGTERM.
+
+`train(config)` runs a `TrainConfig` in this process; under `torchrun` every rank calls it and
+they share the work (DistributedDataParallel; gloo on CPU, NCCL on GPU). Per step: the model's
+forward on this rank's share of the global batch, `model.loss` (CE(DNet) + 0.1·CE(SNet) for
+S2DNet), backward (V̂'s gradient normalised by the model's sampler), gradient clipping, an SGD
+step and a per-step cosine learning rate.
+
+Stages (supplement §3): in stage 1 `model.set_freeze_sampler(True)` freezes the locator θ and
+feeds the detail net centre crops of uniform frames; stage 2 trains end to end. The DDP wrapper
+is rebuilt at the switch, because DDP only synchronises parameters that require gradients when
+it is built.
+
+Checkpoints go to `out_dir` after every epoch (see `s2d.train.checkpoint`). SIGTERM (a cluster
+pre-empting the job, torchrun shutting down) lets the current step finish on every rank, saves a
+mid-epoch checkpoint holding the position in the epoch, and returns with `interrupted=True`;
+`resume=true` continues from there with the same losses an uninterrupted run computes (on GPU
+that needs `deterministic=true`, since autotuned kernels are not reproducible).
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import math
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from s2d.train.checkpoint import (CONFIG_NAME, FORMAT_VERSION, STATE_NAME, TRAIN_CONFIG_NAME, WEIGHTS_NAME,
+                                  CheckpointMismatchError, atomic_write_text, capture_rng, load_state,
+                                  restore_rng, save_model_folder, save_state, weights_step)
+from s2d.train.config import TrainConfig, TrainConfigError, load_config
+from s2d.train.datasets import build_dataset, supports_views
+from s2d.train.distributed import (DistEnv, all_gather_objects, all_reduce_sum, any_rank, barrier, setup,
+                                   teardown)
+from s2d.train.evaluate import evaluate
+from s2d.train.loader import EpochSampler, SeededSamples, collate_samples, derive_seed, model_inputs
+from s2d.train.metrics import Meter, MetricsLog, sampling_stats, topk_correct
+from s2d.train.optim import build_optimizer, build_scheduler
+
+
+@dataclass
+class TrainResult:
+    """How a run ended: epochs completed, global steps, whether SIGTERM cut it short, and the
+    validation metrics (last and best detail-net top-1, in percent)."""
+
+    out_dir: str
+    epochs: int
+    step: int
+    interrupted: bool
+    best_val_dnet_top1: float | None
+    last_val: dict[str, Any] | None
+
+
+def train(config: TrainConfig | dict[str, Any] | str, overrides: Iterable[str] = ()) -> TrainResult:
+    """Run (or resume) a training run described by a `TrainConfig`, a config dict, a JSON file
+    or a recipe name, with dotted `key=value` overrides."""
+    if not isinstance(config, TrainConfig):
+        config = load_config(config, overrides)
+    elif overrides:
+        config = load_config(config.to_dict(), overrides)
+    else:
+        config.validate()
+    env = setup(config.device)
+    try:
+        return Trainer(config, env).run()
+    finally:
+        teardown(env)
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _ignore_sigterm(_worker_id: int) -> None:
+    """DataLoader workers leave SIGTERM to the main process, which finishes its step and stops
+    them; otherwise a signal sent to the whole process group would kill a worker mid-batch."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _configure_backends(cfg: TrainConfig, device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = cfg.cudnn_benchmark and not cfg.deterministic
+        torch.backends.cudnn.deterministic = cfg.deterministic
+        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+        torch.backends.cudnn.allow_tf32 = cfg.tf32
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _load_init(model: nn.Module, source: str) -> None:
+    """Initial weights from a model folder or a `.safetensors` file (strict: every key must fit)."""
+    from s2d.hub import load_file_into
+
+    path = Path(source).expanduser()
+    if path.is_dir():
+        path = path / WEIGHTS_NAME
+    if not path.is_file():
+        raise TrainConfigError(f"model.init: {path} does not exist (give a model folder or a .safetensors file)")
+    load_file_into(model, path, strict=True, source=f"model.init {source}")
+
+
+class Trainer:
+    """One rank's share of a training run; `run()` trains until done or interrupted."""
+
+    def __init__(self, cfg: TrainConfig, env: DistEnv):
+        from s2d.registry import create
+
+        self.cfg, self.env = cfg, env
+        self.device = env.device
+        self.out = Path(cfg.out_dir)
+        _configure_backends(cfg, self.device)
+
+        # The same initial weights on every rank; then different streams per rank (dropout).
+        _seed_all(cfg.seed)
+        self.model: nn.Module = create(cfg.model.name, **cfg.model.overrides)
+        if cfg.model.init:
+            _load_init(self.model, cfg.model.init)
+        self.model.to(self.device)
+        self.net: nn.Module = self.model  # what the step calls: the model, or its DDP wrapper
+        self.staged = callable(getattr(self.model, "set_freeze_sampler", None))
+        self.stage: int | None = None
+        if not self.staged and cfg.stages.stage1_epochs:
+            self.say(f"{cfg.model.name} has no detail sampler to freeze: stage 1 trains it as stage 2 does")
+        # With the V̂ gradient normalised per video (supplement §2), every video hands the locator
+        # a gradient of fixed size whatever the batch: its gradient is a sum over the batch, not a
+        # mean. DDP averages over ranks, which would shrink it by the world size; multiplying it
+        # back makes a sharded run equal one process with the same global batch (where the sum
+        # runs over the whole batch).
+        self.sum_grad_params: list[nn.Parameter] = []
+        sampler_cfg = getattr(getattr(self.model, "config", None), "sampler", None)
+        if env.distributed and getattr(sampler_cfg, "grad_normalize", False) and hasattr(self.model, "locator"):
+            self.sum_grad_params = list(self.model.locator.parameters())
+
+        # Data.
+        data = cfg.data
+        self.train_set = build_dataset(data.kind, "train", data.split_args("train"), self.model.config)
+        self.val_set = None
+        if data.val is not None:
+            self.val_set = build_dataset(data.kind, "val", data.split_args("val"), self.model.config)
+            if data.val_clips > 1 and not supports_views(self.val_set):
+                raise TrainConfigError(f"data.val_clips={data.val_clips}, but the validation dataset offers no "
+                                       "temporal views (use 1)")
+        if cfg.batch_size % env.world_size:
+            raise TrainConfigError(f"batch_size {cfg.batch_size} (global) does not split evenly over "
+                                   f"{env.world_size} ranks")
+        self.local_batch = cfg.batch_size // env.world_size
+        self.items = SeededSamples(self.train_set, cfg.seed)
+        self.sampler = EpochSampler(self.items, env.world_size, env.rank, cfg.seed)
+        self.steps_per_epoch = len(self.sampler) // self.local_batch
+        if self.steps_per_epoch == 0:
+            raise TrainConfigError(f"the training set has {len(self.train_set)} samples, fewer than one global "
+                                   f"batch of {cfg.batch_size}")
+        self.epochs = cfg.stages.epochs
+
+        # Optimisation: the reference learning rate scaled linearly with the global batch.
+        self.lr = cfg.optim.lr * cfg.batch_size / cfg.optim.ref_batch
+        self.optimizer = build_optimizer(self.model, cfg.optim, self.lr)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps_per_epoch, self.epochs)
+        cuda = self.device.type == "cuda"
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if cuda else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp == "fp16")
+
+        # Progress.
+        self.epoch = 0  # the epoch in progress (0-based)
+        self.epoch_step = 0  # batches of it already consumed
+        self.step = 0  # optimizer steps since the start of the run
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.last_val: dict[str, Any] | None = None
+        self.interval = Meter(self.device)
+        self.epoch_meter = Meter(self.device)
+        self.epoch_seconds = 0.0
+        self.interval_start = time.perf_counter()
+        self.stop_requested = False
+        self.step_lr = self._main_lr()
+        self.log = MetricsLog(self.out) if env.is_main else None
+        _seed_all(derive_seed((cfg.seed, 1 + env.rank)))
+
+    # -- messages ---------------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        """A message on rank 0's stderr that does not break the progress bar."""
+        if self.env.is_main:
+            from tqdm import tqdm
+
+            tqdm.write(text, file=sys.stderr)
+
+    # -- the run ----------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        """Start or resume, train the remaining epochs (or until SIGTERM), and report."""
+        state_path = self.out / STATE_NAME
+        if state_path.is_file():
+            if not self.cfg.resume:
+                raise TrainConfigError(f"{self.out} already holds a checkpoint ({STATE_NAME}); resume it with "
+                                       "--resume (resume=true) or choose another out_dir")
+            self._load()
+            if self.log is not None:
+                self.log.truncate(self.step)
+            self.say(f"resumed {self.out} at epoch {self.epoch + 1}, batch {self.epoch_step} "
+                     f"of {self.steps_per_epoch} (step {self.step})")
+        else:
+            if self.cfg.resume:
+                self.say(f"no checkpoint in {self.out}: starting from scratch")
+            if self.env.is_main:
+                self.out.mkdir(parents=True, exist_ok=True)
+                for stale in (self.log.jsonl, *(p for p, _ in self.log.csv.values())):
+                    stale.unlink(missing_ok=True)
+        if self.env.is_main:
+            atomic_write_text(self.out / TRAIN_CONFIG_NAME, self.cfg.to_json())
+        barrier(self.env)
+        self.say(f"training {self.cfg.model.name}: {self.epochs} epochs ({self.cfg.stages.stage1_epochs} with θ "
+                 f"frozen) × {self.steps_per_epoch} steps, global batch {self.cfg.batch_size} over "
+                 f"{self.env.world_size} rank(s), peak lr {self.lr:g}, device {self.device}")
+        with self._sigterm_handler():
+            while self.epoch < self.epochs and not self.stop_requested:
+                self._run_epoch()
+        interrupted = self.epoch < self.epochs
+        if interrupted:
+            self.say(f"stopped by SIGTERM at epoch {self.epoch + 1}, batch {self.epoch_step} (step {self.step}); "
+                     f"checkpoint saved in {self.out}; continue with --resume")
+        return TrainResult(str(self.out), self.epoch, self.step, interrupted, self.best, self.last_val)
+
+    @contextlib.contextmanager
+    def _sigterm_handler(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be installed from the main thread
+            return
+
+        def request_stop(signum: int, frame: Any) -> None:
+            self.stop_requested = True
+
+        previous = signal.signal(signal.SIGTERM, request_stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _should_stop(self) -> bool:
+        """Every rank learns whether any rank was asked to stop, so all stop after the same step."""
+        self.stop_requested = any_rank(self.env, self.stop_requested)
+        return self.stop_requested
+
+    def _enter_stage(self, stage: int) -> None:
+        if stage == self.stage:
+            return
+        if self.staged:
+            self.model.set_freeze_sampler(stage == 1)
+        if self.env.distributed:
+            # DDP registers the parameters that require gradients when it is built: rebuild it so
+            # the locator joins the gradient all-reduce in stage 2. The old wrapper must be gone
+            # first, or its hooks would reduce the same gradients a second time.
+            self.net = self.model
+            gc.collect()
+            cuda = self.device.type == "cuda"
+            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if cuda else None,
+                                               find_unused_parameters=self.cfg.find_unused_parameters)
+        self.stage = stage
+
+    def _set_train_mode(self) -> None:
+        self.model.train()
+        if self.cfg.bn == "frozen":
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+    def _loader(self) -> DataLoader:
+        workers = self.cfg.data.workers
+        generator = torch.Generator().manual_seed(derive_seed((self.cfg.seed, self.epoch, self.env.rank)))
+        return DataLoader(self.items, batch_size=self.local_batch, sampler=self.sampler, drop_last=True,
+                          num_workers=workers, collate_fn=collate_samples, pin_memory=self.device.type == "cuda",
+                          generator=generator, worker_init_fn=_ignore_sigterm if workers else None)
+
+    def _run_epoch(self) -> None:
+        cfg = self.cfg
+        self._enter_stage(cfg.stages.stage_of(self.epoch))
+        self.sampler.set_epoch(self.epoch)
+        self.sampler.start = self.epoch_step * self.local_batch
+        self._set_train_mode()
+        bar = None
+        if cfg.progress and self.env.is_main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.steps_per_epoch, initial=self.epoch_step, unit="step", leave=False,
+                       desc=f"epoch {self.epoch + 1}/{self.epochs} (stage {self.stage})")
+        started = time.perf_counter()
+        try:
+            for batch in self._loader():
+                self._train_step(batch)
+                self.epoch_step += 1
+                self.step += 1
+                if self.step % cfg.log_every == 0:
+                    record = self._log_step()
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.3g}", refresh=False)
+                if bar is not None:
+                    bar.update(1)
+                if self._should_stop():
+                    self.epoch_seconds += time.perf_counter() - started
+                    self._save()
+                    return
+        finally:
+            if bar is not None:
+                bar.close()
+        self.epoch_seconds += time.perf_counter() - started
+        val = self._validate()
+        self._log_epoch(val)
+        self.epoch += 1
+        self.epoch_step = 0
+        self.epoch_meter.reset()
+        self.epoch_seconds = 0.0
+        self._save()
+        self._should_stop()
+
+    def _train_step(self, batch: dict[str, Any]) -> None:
+        if any(err is not None for err in batch["errors"]):
+            raise RuntimeError("a training batch holds unreadable videos (a dataset with on_error='record'); "
+                               "train with on_error='skip' or 'raise'")
+        frames, num_frames, target = model_inputs(batch, self.device)
+        if bool((target < 0).any()):
+            raise ValueError("training samples need labels; got label -1 (an unlabelled split?)")
+        autocast = (torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype is not None
+                    else contextlib.nullcontext())
+        with autocast:
+            out = self.net(frames, num_frames)
+            loss = self.model.loss(out, target)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        if self.sum_grad_params:
+            for p in self.sum_grad_params:
+                if p.grad is not None:
+                    p.grad.mul_(self.env.world_size)
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        clip = self.cfg.optim.clip_grad
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf)
+        self.step_lr = self._main_lr()  # the learning rate this update uses (logged with its step)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+
+        b = target.shape[0]
+        values: dict[str, Any] = {"samples": float(b), "loss": loss.detach().float() * b}
+        values["dnet_top1"], values["dnet_top5"] = topk_correct(out.logits.detach(), target)
+        if hasattr(out, "snet_logits"):
+            values["snet_samples"] = float(b)
+            values["snet_top1"], values["snet_top5"] = topk_correct(out.snet_logits.detach(), target)
+        if getattr(out, "params", None) is not None:
+            values.update(sampling_stats(out.params))
+        if self.env.is_main:  # identical on every rank after the all-reduce: count it once
+            values["grad_norm"] = grad_norm.detach().float()
+            values["steps"] = 1.0
+        self.interval.add(values)
+        self.epoch_meter.add(values)
+
+    # -- logging ----------------------------------------------------------------------------------
+    def _record(self, kind: str, sums: torch.Tensor) -> dict[str, Any]:
+        summary = Meter.summary(all_reduce_sum(self.env, sums))
+        if summary["loss"] is not None and not math.isfinite(summary["loss"]):
+            raise FloatingPointError(f"the training loss became {summary['loss']} at epoch {self.epoch + 1}, "
+                                     f"step {self.step}; lower optim.lr or check the data")
+        return {"kind": kind, "epoch": self.epoch + 1, "stage": self.stage, "step": self.step,
+                "epoch_step": self.epoch_step, "lr": self.step_lr, **summary}
+
+    def _main_lr(self) -> float:
+        """Learning rate of the groups without an lr ratio (what `optim.lr` describes)."""
+        return next((g["lr"] for g in self.optimizer.param_groups if g["lr_ratio"] == 1.0),
+                    self.optimizer.param_groups[0]["lr"])
+
+    def _log_step(self) -> dict[str, Any]:
+        record = self._record("step", self.interval.sums)
+        now = time.perf_counter()
+        record["samples_per_s"] = (self.cfg.log_every * self.cfg.batch_size) / max(now - self.interval_start, 1e-9)
+        self.interval_start = now
+        self.interval.reset()
+        if self.log is not None:
+            self.log.write(record)
+        return record
+
+    def _log_epoch(self, val: Any) -> None:
+        record = self._record("epoch", self.epoch_meter.sums)
+        record["seconds"] = self.epoch_seconds
+        if val is not None:
+            record.update({"val_dnet_top1": val.dnet_top1, "val_dnet_top5": val.dnet_top5,
+                           "val_snet_top1": val.snet_top1, "val_snet_top5": val.snet_top5,
+                           "val_samples": val.samples, "val_failed": len(val.failed)})
+        record["best_val_dnet_top1"] = self.best
+        if self.log is not None:
+            self.log.write(record)
+
+        def fmt(x: float | None, unit: str = "") -> str:
+            return "-" if x is None else f"{x:.4g}{unit}"
+
+        text = (f"epoch {self.epoch + 1}/{self.epochs} (stage {self.stage}) loss {fmt(record['loss'])} "
+                f"top1 {fmt(record['dnet_top1'], '%')} (snet {fmt(record['snet_top1'], '%')}) "
+                f"lr {record['lr']:.3g}")
+        if val is not None:
+            text += (f" | val top1 {fmt(val.dnet_top1, '%')} top5 {fmt(val.dnet_top5, '%')} "
+                     f"(snet {fmt(val.snet_top1, '%')}) on {val.samples}")
+        self.say(text)
+
+    def _validate(self):
+        data = self.cfg.data
+        last = self.epoch + 1 == self.epochs
+        if self.val_set is None or not ((self.epoch + 1) % data.val_every == 0 or last):
+            return None
+        batch = data.val_batch_size or self.local_batch
+        result = evaluate(self.model, self.val_set, batch_size=batch, clips=data.val_clips, device=self.device,
+                          workers=data.workers, amp=self.cfg.amp, env=self.env, seed=self.cfg.seed,
+                          progress=self.cfg.progress)
+        self.last_val = result.metrics()
+        if result.dnet_top1 is not None and (self.best is None or result.dnet_top1 > self.best):
+            self.best, self.best_epoch = result.dnet_top1, self.epoch + 1
+            if self.env.is_main:
+                save_model_folder(self.model, self.out / "best", self.step)
+        return result
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def _save(self) -> None:
+        rng = all_gather_objects(self.env, capture_rng(self.device))
+        if self.env.is_main:
+            save_model_folder(self.model, self.out, self.step)
+            state = {
+                "format": FORMAT_VERSION, "epoch": self.epoch, "epoch_step": self.epoch_step, "step": self.step,
+                "steps_per_epoch": self.steps_per_epoch, "global_batch": self.cfg.batch_size,
+                "world_size": self.env.world_size, "best": self.best, "best_epoch": self.best_epoch,
+                "last_val": json.dumps(self.last_val), "epoch_seconds": self.epoch_seconds,
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "interval": self.interval.state_dict(),
+                "epoch_meter": self.epoch_meter.state_dict(), "rng": rng,
+            }
+            save_state(self.out / STATE_NAME, state)
+        barrier(self.env)
+
+    def _load(self) -> None:
+        from s2d.hub import read_weights
+
+        state = load_state(self.out / STATE_NAME)
+        weights = self.out / WEIGHTS_NAME
+        if not weights.is_file() or weights_step(weights) != state["step"]:
+            raise CheckpointMismatchError(f"{weights} is missing or from another step than {STATE_NAME} "
+                                          f"(step {state['step']}): the checkpoint was not written completely")
+        saved = json.loads((self.out / CONFIG_NAME).read_text(encoding="utf-8"))
+        if saved != self.model.config.to_dict():
+            changed = sorted(k for k in set(saved) | set(self.model.config.to_dict())
+                             if saved.get(k) != self.model.config.to_dict().get(k))
+            raise CheckpointMismatchError(f"{self.out} was trained with a different model config "
+                                          f"(differs in {changed}); resume with the same model settings")
+        for key, ours in (("global_batch", self.cfg.batch_size), ("steps_per_epoch", self.steps_per_epoch)):
+            if state[key] != ours:
+                raise CheckpointMismatchError(f"cannot resume exactly: the checkpoint has {key}={state[key]}, "
+                                              f"this run {ours} (keep the global batch size and the dataset)")
+        self.model.load_state_dict(read_weights(weights))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler.is_enabled() and state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.interval.load_state_dict(state["interval"])
+        self.epoch_meter.load_state_dict(state["epoch_meter"])
+        self.epoch, self.epoch_step, self.step = state["epoch"], state["epoch_step"], state["step"]
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.last_val = json.loads(state["last_val"])
+        self.epoch_seconds = state["epoch_seconds"]
+        rng = state["rng"]
+        if len(rng) == self.env.world_size:
+            restore_rng(rng[self.env.rank], self.device)
+        else:
+            self.say(f"the checkpoint was written by {len(rng)} rank(s), this run has {self.env.world_size}: "
+                     "random streams (dropout) restart from fresh seeds")
+            _seed_all(derive_seed((self.cfg.seed, 1 + self.env.rank, self.step)))
