@@ -1,5 +1,8 @@
 """Context fusion `ReLU(W·[x ; m])` without materialising the broadcast concat.
 
+Backends: "reference" (the official broadcast concat), "torch" (split weight, conv + per-video
+bias), "triton" (`triton_fusion.py`: one GEMM with the bias + ReLU epilogue, imported on use).
+
 A 1×1×1 conv on `[x ; m]` equals `W_x·x + W_m·m`: the context part is one small GEMV per video,
 added as a per-video bias. Weights stay in the official layout (one `[C, C+M, 1, 1, 1]` tensor),
 split at run time, so official checkpoints load unchanged.
@@ -43,6 +46,10 @@ def context_fusion(x: torch.Tensor, m: torch.Tensor, weight: torch.Tensor, *, la
         x5 = x.view(B, T, C, *x.shape[2:]).transpose(1, 2)
         return context_fusion_concat(x5, m, weight).transpose(1, 2).reshape(x.shape)
     bias = context_bias(m, weight)  # [B, C]
+    if backend == "triton":
+        from s2d_kernels.fusion.triton_fusion import context_fusion_triton
+
+        return context_fusion_triton(x, weight[:, :C, 0, 0, 0], bias, layout=layout)
     wx = weight[:, :C]
     if layout == "bcthw":
         y = F.conv3d(x, wx) + bias[:, :, None, None, None]

@@ -1,4 +1,9 @@
-"""Gaussian filterbank detail sampler: public entry point `filterbank_sample`."""
+"""Gaussian filterbank detail sampler: public entry point `filterbank_sample`.
+
+Implementations: `reference.py` (dense batched algorithm and the official-style per-video loop),
+`banded.py` (the fast pure-torch path: banded spatial filters, fused uint8 normalisation) and
+`triton_sampler.py` (Triton forward and backward kernels, imported only when used).
+"""
 from __future__ import annotations
 
 from typing import Sequence
@@ -6,6 +11,7 @@ from typing import Sequence
 import torch
 
 from s2d_kernels.backend import resolve_backend
+from s2d_kernels.sampler.banded import filterbank_sample_banded
 from s2d_kernels.sampler.reference import (
     SamplerParams,
     filterbank_sample_dense,
@@ -16,7 +22,8 @@ from s2d_kernels.sampler.reference import (
 )
 
 __all__ = ["SamplerParams", "filterbank_sample", "normalize_frames", "filterbanks", "spatial_grid",
-           "temporal_grid", "filterbank_sample_dense", "filterbank_sample_per_video"]
+           "temporal_grid", "filterbank_sample_dense", "filterbank_sample_per_video",
+           "filterbank_sample_banded"]
 
 
 def normalize_frames(frames: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None,
@@ -47,11 +54,24 @@ def filterbank_sample(frames: torch.Tensor, num_frames: torch.Tensor, params: Sa
         out_size: output side S.
         temporal: "gaussian" (S2DNet) or "linear" (the interpolation ablation).
         layout: "btchw" → `[B, T_d, 3, S, S]` (TSM), "bcthw" → `[B, 3, T_d, S, S]` (X3D).
-        backend: "auto" | "torch" | "reference".
+        backend: "auto" | "torch" | "triton" | "reference" (see `s2d_kernels.backend`): "torch"
+            is the banded pure-torch path, "triton" the Triton kernels, "reference" the dense
+            batched algorithm.
+
+    Returns float32 (float64 for a float64 clip on the torch path). Gradients reach the six raw
+    parameters and float frames on every backend.
     """
     if layout not in ("btchw", "bcthw"):
         raise ValueError(f"layout must be 'btchw' or 'bcthw', got {layout!r}")
-    resolve_backend(backend, frames.device)  # validates; both paths share the dense batched algorithm
+    backend = resolve_backend(backend, frames.device)
+    if backend == "torch":
+        return filterbank_sample_banded(frames, num_frames, params, out_size, mean=mean, std=std,
+                                        temporal=temporal, layout=layout)
+    if backend == "triton":
+        from s2d_kernels.sampler.triton_sampler import filterbank_sample_triton
+
+        return filterbank_sample_triton(frames, num_frames, params, out_size, mean=mean, std=std,
+                                        temporal=temporal, layout=layout)
     x = normalize_frames(frames, mean, std)
     out = filterbank_sample_dense(x, num_frames, params, out_size, temporal)
     return out.transpose(1, 2) if layout == "bcthw" else out

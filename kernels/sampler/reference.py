@@ -70,9 +70,11 @@ def _check(frames: torch.Tensor, num_frames: torch.Tensor, params: SamplerParams
     for name, t in (("dt", params.dt), ("delta_t", params.delta_t)):
         if tuple(t.shape) != (B,):
             raise ValueError(f"sampler parameter {name} must have shape [{B}], got {list(t.shape)}")
-    n = num_frames
-    if bool((n < 1).any()) or bool((n > T).any()):
-        raise ValueError(f"num_frames must lie in [1, {T}] (the padded clip length), got {n.tolist()}")
+    # A data-dependent check: done eagerly only, so torch.compile traces callers without a break.
+    if not torch.compiler.is_compiling():
+        n = num_frames
+        if bool((n < 1).any()) or bool((n > T).any()):
+            raise ValueError(f"num_frames must lie in [1, {T}] (the padded clip length), got {n.tolist()}")
 
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:

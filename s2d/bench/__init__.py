@@ -1,0 +1,76 @@
+"""`python -m s2d.bench`: kernel, model, decode and FLOP benchmarks with ratios against baselines.
+
+Usage::
+
+    python -m s2d.bench [--device cpu|cuda] [--quick | --tiny] [--only SECTION[,SECTION]]
+                        [--json OUT] [--markdown OUT] [--base OLD.json] [--threads N]
+                        [--update DOC.json] [--batches 1,4] [--compile | --no-compile] [--quiet]
+
+Sections: `kernels` (filterbank sampler and context fusion per backend, forward / backward /
+forward+backward, uint8 vs float input), `models` (per-video latency and throughput of S2DNet vs
+TSM-R50 and X3D-M, and of the linear-temporal sampler ablation), `decode` (clips/s of reading each
+model's dense clip from a synthetic video), `flops` (params and GMACs split by component, beside
+the paper's and the official code's counts). `--quick` takes a few minutes on a CPU, `--tiny` (or
+`S2D_BENCH_TINY=1`) seconds; every ratio is computed from measurements of the same run.
+`--update DOC.json --only models` re-measures one section of an earlier run (same device, mode
+and threads) and replaces its rows there, recording when, for runs disturbed by other load.
+
+The markdown report goes to stdout (and to `--markdown`), progress to stderr.
+
+JSON document (schema 1, kept stable; new optional row fields may be added, never renamed)::
+
+    {
+      "schema": 1,
+      "meta": {
+        "date": ISO-8601 local time the run started,
+        "mode": "full" | "quick" | "tiny",
+        "device": {"type": "cpu"|"cuda", "name", "host_cpu", "cores", "platform",
+                   "capability", "memory_gb" (CUDA only)},
+        "threads": torch.get_num_threads() during the run,
+        "versions": {"python", "torch", "s2d", "triton", "torchvision", "numpy", "av", "decord", "cuda"},
+        "git": {"revision": commit hash or null, "dirty": bool or null},
+        "argv": [...], "sections": [...],
+        "shapes": {"sampler": str, "fusion": [str], "decode": str},
+        "skipped": [{"id", "section", "reason"}],   # measurements not made, and why
+        "notes": [str],
+        "loadavg_start", "loadavg_end": [1, 5, 15 min] or null,
+        "parallel_probe_ms": {"start", "end"}: median ms of a small multi-threaded op (≈0.05 idle;
+                             several ms when other processes hold the cores),
+        "elapsed_s": float,
+        "base": {"path", "date", "git", "device", "mode", "matched_rows", "unmatched_rows"},  # with --base
+        "reruns": [{"sections", "date", "git", "argv", "loadavg_start", "loadavg_end",
+                    "parallel_probe_ms", "elapsed_s"}]  # sections re-measured with --update
+      },
+      "rows": [
+        {
+          "id": stable key, "/"-separated, e.g. "kernels/sampler/fwd/uint8/torch",
+                "models/tsm-r50/b1/fp32/per_video_latency", "flops/s2dnet-tsm-sthv2/total/gmacs",
+          "section": "kernels" | "models" | "decode" | "flops",
+          "group": sub-table title, "name": human-readable label,
+          "metric": "latency" | "throughput" | "speedup" | "ratio" | "compile_time" |
+                    "bandwidth" | "params" | "gmacs",
+          "value": number, "unit": "ms" | "s" | "x" | "videos/s" | "clips/s" | "GB/s" | "params" | "GMAC",
+          "better": "lower" | "higher" | null (counts),
+          # optional:
+          "p20", "p80": quantiles of the repeated runs (same unit), "n": timed runs,
+          "first_call_s": the untimed-for-stats first call (compile / autotune / warm-up),
+          "peak_mem_mb": CUDA peak allocated memory, "bytes", "gbps", "roofline_pct": sampler
+          roofline on CUDA, "reference": {published name: value}, "base", "vs_base" (with --base:
+          the earlier value and the speedup, > 1 meaning better now), plus descriptive fields
+          ("backend", "kernel_backend", "dtype", "pass", "batch", "model", "description", "shape",
+          "input", "clip", "video", "part")
+        }
+      ]
+    }
+"""
+from __future__ import annotations
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark CLI in-process (see `s2d.bench.__main__.main`)."""
+    from s2d.bench.__main__ import main as _main
+
+    return _main(argv)
+
+
+__all__ = ["main"]
