@@ -126,6 +126,12 @@ def test_update_replaces_one_section(tiny_run: dict, tmp_path: Path) -> None:
         main(["--tiny", "--quiet", "--threads", "2", "--only", "kernels", "--update", str(doc_path)])
 
 
+def test_render_reprints_a_document(tiny_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    md = tmp_path / "again.md"
+    assert main(["--render", str(tiny_run["json"]), "--markdown", str(md)]) == 0
+    assert capsys.readouterr().out == md.read_text() == tiny_run["md"].read_text()
+
+
 def test_apply_base_directions() -> None:
     rows = [{"id": "a", "value": 2.0, "better": "lower"}, {"id": "b", "value": 30.0, "better": "higher"},
             {"id": "c", "value": 7, "better": None}, {"id": "new", "value": 1.0, "better": "lower"}]

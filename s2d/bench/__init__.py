@@ -4,7 +4,8 @@ Usage::
 
     python -m s2d.bench [--device cpu|cuda] [--quick | --tiny] [--only SECTION[,SECTION]]
                         [--json OUT] [--markdown OUT] [--base OLD.json] [--threads N]
-                        [--update DOC.json] [--batches 1,4] [--compile | --no-compile] [--quiet]
+                        [--update DOC.json] [--render DOC.json] [--batches 1,4]
+                        [--compile | --no-compile] [--quiet]
 
 Sections: `kernels` (filterbank sampler and context fusion per backend, forward / backward /
 forward+backward, uint8 vs float input), `models` (per-video latency and throughput of S2DNet vs
@@ -13,7 +14,8 @@ model's dense clip from a synthetic video), `flops` (params and GMACs split by c
 the paper's and the official code's counts). `--quick` takes a few minutes on a CPU, `--tiny` (or
 `S2D_BENCH_TINY=1`) seconds; every ratio is computed from measurements of the same run.
 `--update DOC.json --only models` re-measures one section of an earlier run (same device, mode
-and threads) and replaces its rows there, recording when, for runs disturbed by other load.
+and threads) and replaces its rows there, recording when, for runs disturbed by other load;
+`--render DOC.json` prints the report of an earlier JSON without measuring.
 
 The markdown report goes to stdout (and to `--markdown`), progress to stderr.
 

@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="re-measure the --only sections and replace their rows in this earlier JSON of the same "
                         "device, mode and thread count (e.g. after a run disturbed by other load); written back to "
                         "DOC.json unless --json says otherwise")
+    p.add_argument("--render", metavar="DOC.json",
+                   help="measure nothing: print (and --markdown) the report of an earlier JSON")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: all usable cores)")
     p.add_argument("--batches", type=parse_batches, default=None, metavar="B[,B]",
@@ -139,16 +141,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads is not None and args.threads < 1:
         raise SystemExit("--threads must be >= 1")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(args.threads or usable_cores())
-    try:
-        doc = run_bench(args, argv)
-    finally:
-        torch.set_num_threads(previous)
+    if args.render:
+        doc = load_document(args.render)
+    else:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(args.threads or usable_cores())
+        try:
+            doc = run_bench(args, argv)
+        finally:
+            torch.set_num_threads(previous)
     text = render_markdown(doc)
     sys.stdout.write(text)
     sys.stdout.flush()
-    if args.json or args.update:
+    if (args.json or args.update) and not args.render:
         write_json(doc, args.json or args.update)
     if args.markdown:
         from pathlib import Path

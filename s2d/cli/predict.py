@@ -18,7 +18,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vis", metavar="DIR", help="write <video>.png and <video>.gif showing the sampled regions")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--untrained", action="store_true",
-                        help="use randomly initialised weights when the model has none published")
+                        help="use randomly initialised weights (also the fallback for a model with no published weights)")
 
 
 def load_model(name: str, device: str, untrained: bool):
@@ -29,8 +29,12 @@ def load_model(name: str, device: str, untrained: bool):
         model = s2d.create(name)
         model.pretrained = False
         return model.to(device).eval()
+    from s2d.hub import NoWeightsError
     from s2d.zoo import load
-    model = load(name, device=device)
+    try:
+        model = load(name, device=device)
+    except NoWeightsError:  # a named variant without published weights: run it untrained, and say so
+        return load_model(name, device, untrained=True)
     model.pretrained = True
     return model
 
