@@ -167,8 +167,13 @@ def _label_for(seed: int, split_id: int, index: int, num_classes: int) -> int:
 
 
 def sample_params(seed: int, split: str, index: int, frames: int = 16, resolution: int = 128,
-                  noise_std: float = 6.0, num_distractors: int = 3) -> ClipParams:
-    """The random choices of clip `index` of `split`, a pure function of its arguments."""
+                  noise_std: float = 6.0, num_distractors: int = 3, spread: int = 24) -> ClipParams:
+    """The random choices of clip `index` of `split`, a pure function of its arguments.
+
+    The object pauses (and shows its glyph) at a position drawn uniformly within `spread` pixels
+    of the frame centre, the way filmed subjects tend to be framed; its path before and after the
+    pause runs in a random direction and may take it anywhere in the frame.
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
     if index < 0:
@@ -184,17 +189,25 @@ def sample_params(seed: int, split: str, index: int, frames: int = 16, resolutio
     short, long = _glyph_frames_range(frames)
     shown = int(rng.integers(short, long + 1))
     start = int(rng.integers(0, frames - shown + 1))
-    travel = speed * (frames - shown)  # at most frames - shown steps of movement
+    before = start  # steps of movement before the pause
+    after = max(0, frames - 1 - shown - start)  # and after it
     lo, hi = MARGIN, resolution - OBJECT_SIZE - MARGIN  # inclusive range of a corner coordinate
+    centre = (resolution - OBJECT_SIZE) // 2
 
-    def along(d: int) -> int:  # start on the axis of travel so the whole path stays inside
+    def pause_at(d: int) -> int:
+        """Corner coordinate during the pause: within `spread` of the centre where the path allows."""
+        first, last = lo, hi  # the whole path must stay inside the frame
         if d > 0:
-            return int(rng.integers(lo, hi - travel + 1))
-        if d < 0:
-            return int(rng.integers(lo + travel, hi + 1))
-        return int(rng.integers(lo, hi + 1))
+            first, last = lo + speed * before, hi - speed * after
+        elif d < 0:
+            first, last = lo + speed * after, hi - speed * before
+        a, b = max(first, centre - spread), min(last, centre + spread)
+        if a > b:  # the path does not reach the central box: pause as close to it as possible
+            return first if first > centre else last
+        return int(rng.integers(a, b + 1))
 
-    x0, y0 = along(dx), along(dy)
+    px, py = pause_at(dx), pause_at(dy)
+    x0, y0 = px - dx * speed * before, py - dy * speed * before
     phase = (int(rng.integers(GLYPH_PERIOD)), int(rng.integers(GLYPH_PERIOD)))
     # low-saturation clutter: grey levels 50..200 with a slight tint, so only the object is vivid
     grey = rng.uniform(50, 200, size=(16, 1))
@@ -266,7 +279,7 @@ class SyntheticDetailDataset(Dataset):
     """
 
     def __init__(self, split: str = "train", size: int = 1024, seed: int = 0, frames: int = 16,
-                 resolution: int = 128, noise_std: float = 6.0, num_distractors: int = 3,
+                 resolution: int = 128, noise_std: float = 6.0, num_distractors: int = 3, spread: int = 24,
                  cache: bool = False) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
@@ -275,7 +288,7 @@ class SyntheticDetailDataset(Dataset):
         _check_geometry(frames, resolution, GLYPH_PERIOD)
         self.split, self.size, self.seed = split, int(size), int(seed)
         self.frames, self.resolution = int(frames), int(resolution)
-        self.noise_std, self.num_distractors = float(noise_std), int(num_distractors)
+        self.noise_std, self.num_distractors, self.spread = float(noise_std), int(num_distractors), int(spread)
         self.classes: list[str] = list(CLASSES)
         self.cache: dict[int, torch.Tensor] | None = {} if cache else None
 
@@ -285,7 +298,7 @@ class SyntheticDetailDataset(Dataset):
     def params(self, index: int) -> ClipParams:
         """The random choices behind sample `index` (ground truth for pictures and tests)."""
         return sample_params(self.seed, self.split, self._index(index), self.frames, self.resolution,
-                             self.noise_std, self.num_distractors)
+                             self.noise_std, self.num_distractors, self.spread)
 
     def _index(self, index: int) -> int:
         if not -self.size <= index < self.size:
