@@ -2,6 +2,12 @@
 
 `S2DNet.forward(frames, num_frames)` takes the dense clip `[B, T, 3, H, W]` (uint8, normalised
 here with the config's mean/std, or float, taken as already normalised) and returns `S2DOutput`.
+
+`S2DNet.backend` ("auto" | "torch" | "triton" | "reference", `S2D_BACKEND` overriding "auto")
+picks the kernels: the sampler's, the fusion GEMM's and the context path's. "reference" runs the
+official algebra throughout (dense sampler, `[s ; g]` and broadcast concatenations); the others
+compute the context terms by gathering the k top-k weight columns (`s2d_kernels.context`), with
+the same parameters, outputs and gradients.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from s2d.locator import Locator
 from s2d.sampling import DetailSampler, SamplingParams, centre_crop_params
 from s2d.synopsis import SynopsisNet, resize_nearest, uniform_sample
 from s2d.topk import topk_vector
+from s2d_kernels.backend import resolve_backend
 from s2d_kernels.sampler import normalize_frames
 
 
@@ -103,14 +110,20 @@ class S2DNet(nn.Module, S2DHubMixin):
         num_frames = check_clip(frames, num_frames)
         B, _, _, H, W = frames.shape
         syn = self.synopsis(self.synopsis_clip(frames, num_frames))
-        idx, s = topk_vector(syn.logits, c.topk, c.topk_scheme)
-        m = self.context(s, syn.pooled)
+        if resolve_backend(self.backend, frames.device) == "reference":
+            # the official algebra: K-wide matmul on [s ; g], broadcast concatenations in the detail net
+            idx, s = topk_vector(syn.logits, c.topk, c.topk_scheme)
+            m, terms = self.context(s, syn.pooled), None
+        else:
+            # fused context path: k gathered weight columns, per-video biases for fusion and classifier
+            terms = self.context.terms(syn.logits, syn.pooled, c.topk, c.topk_scheme, *self.detail.context_weights())
+            idx, s, m = terms.topk, terms.s, terms.m
         if self.freeze_sampler:
             raw = centre_crop_params(B, c.sampler.frames, W, H, c.sampler.size, frames.device)
         else:
             raw = self.locator(syn.feature_map, s)
         volume = self.sampler(frames, num_frames, raw, backend=self.backend)
-        logits = self.detail(volume, m, s, backend=self.backend)
+        logits = self.detail(volume, m, s, backend=self.backend, terms=terms)
         params = SamplingParams.from_raw(raw, num_frames, H, W, c.sampler.size)
         return S2DOutput(logits, syn.logits, idx, s, params, volume if return_detail else None)
 

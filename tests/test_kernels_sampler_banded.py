@@ -60,6 +60,21 @@ def test_uint8_fused_normalisation(name, layout):
         filterbank_sample_banded(case.frames, case.num_frames, case.params, S)
 
 
+@pytest.mark.parametrize("unit_videos", [1, 2, 3])
+def test_uint8_folded_normalisation_per_unit(monkeypatch, unit_videos):
+    """The uint8 forward folds mean/std into the temporal GEMM of every work unit (one or several
+    videos, an uneven last unit, non-contiguous frames): same result as the reference."""
+    B, T, H, W, Td, S = 3, 7, 13, 11, 3, 5
+    case = make_case(B, T, H, W, Td, S, lengths=[7, 4, 1], spread=1.5, dtype=torch.uint8, seed=4)
+    monkeypatch.setattr(banded, "UNIT_BYTES", unit_videos * 4 * T * H * W)  # the float copy of `unit_videos` clips
+    assert banded._video_chunks(case.frames, Td, S)[0] == (0, unit_videos)
+    frames = case.frames.permute(0, 1, 2, 4, 3).contiguous().permute(0, 1, 2, 4, 3)  # W not innermost
+    for x in (case.frames, frames):
+        for layout in ("btchw", "bcthw"):
+            out = filterbank_sample_banded(x, case.num_frames, case.params, S, mean=MEAN, std=STD, layout=layout)
+            assert_close_scaled(out, _dense(case, layout=layout), 1e-5)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
 def test_other_float_inputs_are_read_as_stored(dtype):
     case = make_case(2, 6, 15, 17, 3, 6, dtype=dtype, lengths=[6, 2])

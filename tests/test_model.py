@@ -11,8 +11,9 @@ from s2d.flops import count_params, measure
 from s2d.sampling import centre_crop_params
 from s2d.synopsis import uniform_indices
 from s2d.topk import topk_vector
-from s2d_kernels.fusion import context_fusion
+from s2d_kernels.fusion import context_bias, context_fusion, context_fusion_split
 from s2d_kernels.sampler import filterbank_sample_dense, normalize_frames
+from s2d_kernels.testing import assert_close_scaled
 
 
 # -- sizes of the official code ----------------------------------------------------------------
@@ -90,8 +91,14 @@ def test_fusion_split_form_equals_concat(layout):
         official = torch.relu(torch.nn.functional.conv3d(cat, weight)).transpose(1, 2).reshape(B * T, C, h, w)
         torch.testing.assert_close(ref, official)
     torch.testing.assert_close(context_fusion(x, m, weight, layout=layout, backend="torch"), ref, atol=1e-5, rtol=1e-5)
+    split = context_fusion_split(x, context_bias(m, weight), weight, layout=layout, backend="torch")
+    torch.testing.assert_close(split, ref, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="does not match"):
         context_fusion(x, m[:, :4], weight, layout=layout)
+    with pytest.raises(ValueError, match="do not match"):
+        context_fusion_split(x, torch.randn(B, C + 1), weight, layout=layout)
+    with pytest.raises(ValueError, match="videos"):
+        context_fusion_split(x, torch.randn(2 * B, C), weight, layout=layout)
 
 
 # -- whole model ---------------------------------------------------------------------------------
@@ -139,6 +146,100 @@ def test_variable_length_batch_equals_per_video_runs(name):
             torch.testing.assert_close(batched.logits[b:b + 1], single.logits, atol=1e-4, rtol=1e-4)
             torch.testing.assert_close(batched.snet_logits[b:b + 1], single.snet_logits, atol=1e-4, rtol=1e-4)
             assert torch.equal(batched.topk[b:b + 1], single.topk)
+
+
+S2DNETS = [n for n in s2d.list_models() if s2d.get_config(n).kind == "s2dnet"]
+
+
+def hold_sampler(model, backend="reference"):
+    """Run the model's detail sampler on one backend whatever `model.backend` says, so that two
+    runs differ only in the context path and the fusion."""
+    sample = model.sampler.forward
+
+    def held(*args, **kwargs):
+        return sample(*args, **{**kwargs, "backend": backend})
+
+    model.sampler.forward = held
+    return model
+
+
+def run(model, frames, n, backend, seed=1):
+    model.backend = backend
+    torch.manual_seed(seed)  # the same dropout masks on both paths
+    return model(frames, n)
+
+
+@pytest.mark.parametrize("name", S2DNETS)
+def test_context_kernel_path_equals_the_reference(name):
+    """The gathered context terms, split fusion and split classifier give the official algebra's
+    outputs: end to end in eval mode; in train mode with the sampler held on one backend, as batch
+    statistics amplify the banded sampler's rounding differences (≈5e-5 of the logit scale)."""
+    model = tiny(name)
+    frames = clip(model)
+    n = torch.tensor([model.config.dense_frames, 5])
+    for train in (False, True):
+        if train:
+            hold_sampler(model)
+        model.train(train)
+        with torch.no_grad():
+            got, want = run(model, frames, n, "torch"), run(model, frames, n, "reference")
+        assert torch.equal(got.snet_logits, want.snet_logits) and torch.equal(got.topk, want.topk)
+        assert_close_scaled(got.topk_vector, want.topk_vector, 1e-6, name="s")  # k-hot: equal; soft: rounding
+        for a, b in zip(got.params.raw.as_tuple(), want.params.raw.as_tuple()):
+            assert_close_scaled(a, b, 1e-5, name="sampling parameters")
+        assert_close_scaled(got.logits, want.logits, 1e-5, name=f"logits (train={train})")
+
+
+@pytest.mark.parametrize("scheme", ["hard", "soft"])
+def test_context_kernel_path_gradients_equal_the_reference(scheme):
+    """Gradients of every parameter the context path touches (and of the locator, which sees s),
+    with the sampler held on one backend (its own gradients are checked in the kernel tests).
+
+    Eval mode compares at fp32 rounding. In train mode the tiny net's batch statistics make the
+    gradients themselves ill-conditioned (a 1e-7 relative change of one bias moves the reference's
+    own gradients by ≈5e-3), so there the check is coarse: it catches a missing or misrouted
+    gradient, not rounding."""
+    model = hold_sampler(tiny("s2dnet-x3d-k400", topk_scheme=scheme))
+    frames = clip(model)
+    n = torch.tensor([model.config.dense_frames, 5])
+    target = torch.tensor([0, 1])
+    groups = ("synopsis.", "context.", "detail.fusion.", "detail.fc.", "locator.")
+    for train, tol in ((False, 1e-5), (True, 1e-2)):
+        model.train(train)
+        grads = []
+        for backend in ("torch", "reference"):
+            model.zero_grad()
+            model.loss(run(model, frames, n, backend), target).backward()
+            grads.append({k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None})
+        got, want = grads
+        assert got.keys() == want.keys()
+        checked = [k for k in want if k.startswith(groups[:4] if train else groups)]
+        assert any(k.startswith("context.") for k in checked) and any(k.startswith("detail.fusion.") for k in checked)
+        for k in checked:
+            assert_close_scaled(got[k], want[k], tol, name=f"grad {k} (train={train})")
+
+
+def test_model_backend_picks_the_context_path(monkeypatch):
+    """`model.backend` / `S2D_BACKEND` switch the context path with the other kernels: gathered
+    context terms unless the backend resolves to "reference"."""
+    import s2d.fusion
+
+    calls = []
+    real = s2d.fusion.context_terms
+    monkeypatch.setattr(s2d.fusion, "context_terms", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.delenv("S2D_BACKEND", raising=False)
+    model = tiny("s2dnet-x3d-k400").eval()
+    frames = clip(model, B=1)
+    with torch.no_grad():
+        for backend, env, used in (("auto", None, 1), ("torch", "reference", 1), ("reference", None, 0),
+                                   ("auto", "reference", 0), ("auto", "triton", 1)):
+            if env is None:
+                monkeypatch.delenv("S2D_BACKEND", raising=False)
+            else:
+                monkeypatch.setenv("S2D_BACKEND", env)
+            calls.clear()
+            run(model, frames, None, backend)
+            assert len(calls) == used, (backend, env)
 
 
 def test_padding_frames_do_not_change_the_answer():

@@ -5,7 +5,7 @@ The K-wide parts of the official computation multiply a vector that is zero outs
 `W_s·s = Σ_r s[idx_r]·W_s[:, idx_r]`. The same holds for the s-columns of the classifier. The
 m-parts become per-video biases (`W_m·m`), which the fusion GEMMs and the classifier add instead
 of materialising broadcast concatenations. Everything here is small per-video work in torch
-(differentiable, any device); the heavy per-pixel part is `s2d_kernels.fusion.context_fusion`.
+(differentiable, any device); the heavy per-pixel part is `s2d_kernels.fusion.context_fusion_split`.
 """
 from __future__ import annotations
 

@@ -10,8 +10,12 @@ width, per output frame) and changes only how each step is computed:
   spatial filters are Gaussian too) therefore takes exactly this route, at the same cost;
 - height, then width: banded row combinations (`embedding_bag` with per-tap weights), 13 taps per
   output row instead of H or W, so their cost follows the output size;
-- uint8 clips are converted to float a few frames at a time and normalised after the (linear)
-  contraction, `Σ F·(a·x + b) = a·Σ F·x + b·Σ F`, so no normalised copy of the clip is written.
+- uint8 clips are converted to float one work unit at a time and never normalised as a whole:
+  `Σ F·(a·x + b) = (a·F)·x + b·ΣF`, so the forward folds the per-channel affine into the temporal
+  GEMM (filterbank `[a·F_t | b·ΣF_t]` against the raw values plus a constant row of ones in the
+  conversion buffer), and the GEMM's output is already normalised: no pass over the output, and no
+  response-to-a-constant ("mass") tensor. The backward applies the affine to the gradients
+  (`_mass_backward` for its `b·ΣF` part).
 
 The work runs in units of (a few videos, one colour channel) whose intermediates stay small
 (cache-resident, and reused by the allocator instead of being page-faulted in afresh); the
@@ -193,39 +197,58 @@ def _video_chunks(frames: torch.Tensor, out_frames: int, out_size: int) -> list[
 
 
 class _Sampler:
-    """Shared state of one call: inputs, bands and per-unit helpers used by forward and backward."""
+    """Shared state of one call: inputs, bands and per-unit helpers used by forward and backward.
 
-    def __init__(self, frames, ft, by: _Bands, bx: _Bands, scale, shift, layout: str, dtype):
+    `fold_affine` (the forward of a uint8 clip): the temporal GEMM returns normalised frames, its
+    filterbank per channel c being `[scale_c·F_t | shift_c·ΣF_t]` against the converted values and
+    a constant row of ones (the buffer's last row, written once).
+    """
+
+    def __init__(self, frames, ft, by: _Bands, bx: _Bands, scale, shift, layout: str, dtype,
+                 fold_affine: bool = False):
         self.frames, self.ft, self.by, self.bx = frames, ft, by, bx
         self.scale, self.shift, self.layout, self.dtype = scale, shift, layout, dtype
         B, T, C, H, W = frames.shape
         self.shape = (B, T, C, H, W)
         self.T_d, self.S = ft.shape[1], by.rows
+        self.fold = fold_affine and scale is not None
         self.chunks = _video_chunks(frames, self.T_d, self.S)
         step = self.chunks[0][1] - self.chunks[0][0]
+        dev = frames.device
         # Scratch reused by every unit: the converted frames (when not read in place) and the
         # temporally reduced frames.
-        self.xbuf = None if frames.dtype == dtype else torch.empty(step, T, H * W, dtype=dtype, device=frames.device)
-        self.xt = torch.empty(step, self.T_d, H * W, dtype=dtype, device=frames.device)
+        self.xbuf = None
+        if frames.dtype != dtype:
+            self.xbuf = torch.empty(step, T + int(self.fold), H * W, dtype=dtype, device=dev)
+        if self.fold:
+            self.xbuf[:, T] = 1.0
+            rt = ft.sum(-1, keepdim=True)
+            # Scaling can push tail weights below the normal range again (subnormal operands slow
+            # the GEMM many times over): flush them once more.
+            self.ft_affine = [flush_subnormal(torch.cat([ft * scale[c], rt * shift[c]], -1)) for c in range(C)]
+        self.xt = torch.empty(step, self.T_d, H * W, dtype=dtype, device=dev)
 
     def clip(self, b0: int, b1: int, c: int) -> torch.Tensor:
-        """Channel c of videos b0..b1 as a `[b, T, H*W]` GEMM operand (in place when possible)."""
+        """Channel c of videos b0..b1 as a `[b, T, H*W]` GEMM operand (in place when possible;
+        with the folded affine, the converted values followed by the row of ones)."""
         B, T, C, H, W = self.shape
         xc = self.frames[b0:b1, :, c]
         if self.xbuf is None:
             return xc.reshape(b1 - b0, T, H * W)
         buf = self.xbuf[: b1 - b0]
-        buf.view(b1 - b0, T, H, W).copy_(xc)
+        buf[:, :T].view(b1 - b0, T, H, W).copy_(xc)
         return buf
 
     def reduce(self, b0: int, b1: int, c: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Temporal then height contraction of a unit.
 
-        Returns the clip operand `[b, T, H*W]`, `xt` `[n·H, W]` and `y` `[n·S, W]`.
+        Returns the clip operand `[b, T, H*W]` (`[b, T+1, H*W]` with the folded affine), `xt`
+        `[n·H, W]` and `y` `[n·S, W]`.
         """
         W = self.shape[-1]
         x = self.clip(b0, b1, c)
-        xt = torch.bmm(self.ft[b0:b1], x, out=self.xt[: b1 - b0]).view(-1, W)
+        ft = self.ft_affine[c][b0:b1] if self.fold else self.ft[b0:b1]
+        xt = torch.bmm(ft, x, out=self.xt[: b1 - b0]).view(-1, W)
         iy, wy = self.by.index(b0 * self.T_d, b1 * self.T_d)
         return x, xt, _combine(iy, wy, xt)
 
@@ -238,7 +261,7 @@ def banded_forward(ft: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor, frames:
                    sy: torch.Tensor, sx: torch.Tensor, scale: torch.Tensor | None, shift: torch.Tensor | None,
                    layout: str) -> torch.Tensor:
     """V̂ from `F_t` `[B, T_d, T]`, band weights `[N, S, K]` and starts `[N, S]`, in `layout`,
-    with the deferred uint8 normalisation when `(scale, shift)` are given.
+    with the uint8 normalisation `(scale, shift)`, when given, folded into the temporal GEMM.
 
     Not differentiable by itself: it runs inside the custom op `s2d::banded_sample`, whose
     registered backward is `banded_backward` (see `s2d_kernels.ops`).
@@ -246,11 +269,9 @@ def banded_forward(ft: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor, frames:
     dtype = ft.dtype
     B, T, C, H, W = frames.shape
     T_d, S = ft.shape[1], sy.shape[1]
-    st = _Sampler(frames, ft, _Bands(sy, wy, H), _Bands(sx, wx, W), scale, shift, layout, dtype)
+    st = _Sampler(frames, ft, _Bands(sy, wy, H), _Bands(sx, wx, W), scale, shift, layout, dtype, fold_affine=True)
     shape = (B, T_d, C, S, S) if layout == "btchw" else (B, C, T_d, S, S)
     out = torch.empty(shape, dtype=dtype, device=frames.device)
-    if scale is not None:
-        mass = _mass(ft, wy, wx).view(B, T_d, S, S)
     for b0, b1 in st.chunks:
         n0, n1 = b0 * T_d, b1 * T_d
         ix, wxs = st.bx.index(n0, n1)
@@ -258,11 +279,7 @@ def banded_forward(ft: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor, frames:
             _, _, y = st.reduce(b0, b1, c)
             yt = y.view(-1, S, W).transpose(1, 2).reshape(-1, S)  # width positions as rows
             z = _combine(ix, wxs, yt).view(b1 - b0, T_d, S, S).transpose(-1, -2)  # [b, T_d, S_i, S_k]
-            dst = st.out_view(out, b0, b1, c)
-            if scale is None:
-                dst.copy_(z)
-            else:
-                torch.addcmul(mass[b0:b1] * shift[c], z, scale[c], out=dst)
+            st.out_view(out, b0, b1, c).copy_(z)
     return out
 
 
@@ -312,14 +329,10 @@ def banded_backward(grad: torch.Tensor, ft: torch.Tensor, wy: torch.Tensor, wx: 
     return g_ft, g_wy, g_wx, g_x
 
 
-def _mass(ft: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
-    """`Σ_t F_t · Σ F_y · Σ F_x` per output pixel `[N, S, S]`: the response to a constant clip
-    (1 unless a row was clamped), which carries the mean/std shift of uint8 input."""
-    return ft.sum(-1).view(-1, 1, 1) * wy.sum(-1).unsqueeze(-1) * wx.sum(-1).unsqueeze(-2)
-
-
 def _mass_backward(ft, wy, wx, g_mass, g_ft, g_wy, g_wx) -> None:
-    """Add the gradient of `_mass` (given `g_mass` `[N, S, S]`) to the input gradients in place."""
+    """Add the gradient of the mass `Σ_t F_t · Σ F_y · Σ F_x` `[N, S, S]` (the response to a
+    constant clip, 1 unless a row was clamped, which carries the mean/std shift of uint8 input),
+    given `g_mass`, to the input gradients in place."""
     rt, ry, rx = ft.sum(-1).view(-1), wy.sum(-1), wx.sum(-1)
     g_rt = torch.einsum("nik,ni,nk->n", g_mass, ry, rx)
     g_ry = rt.view(-1, 1) * torch.einsum("nik,nk->ni", g_mass, rx)
