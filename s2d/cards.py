@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 from s2d.config import BaselineConfig, S2DConfig
 from s2d.flops import Complexity
-from s2d.hub import OFFICIAL_CODE_URL, PAPER_URL
+from s2d.hub import OFFICIAL_CODE_URL, PAPER_URL, WEIGHTS_NAME
 from s2d.zoo_index import ZooEntry, load_index
 
 #: label list → (Hub dataset tag, display name)
@@ -35,9 +35,10 @@ DATASETS = {
     "sthv1": ("something-something-v1", "Something-Something V1"),
     "kinetics400": ("kinetics-400", "Kinetics-400"),
     "minikinetics200": ("mini-kinetics-200", "Mini-Kinetics-200"),
+    "synth16": (None, "s2d.synth (synthetic detail benchmark)"),  # generated on the fly, not a Hub dataset
 }
 ARCH_NAMES = {"tsm_mobilenet_v2": "TSM-MobileNetV2", "tsm_resnet50": "TSM-ResNet-50", "x3d_xs": "X3D-XS",
-              "x3d_s": "X3D-S", "x3d_m": "X3D-M", "x3d_l": "X3D-L", "x3d_tiny": "X3D-tiny (test size)"}
+              "x3d_s": "X3D-S", "x3d_m": "X3D-M", "x3d_l": "X3D-L", "x3d_tiny": "X3D-tiny"}
 
 S2DNET_BIBTEX = """@inproceedings{liang2022s2dnet,
   title     = {Delving into Details: Synopsis-to-Detail Networks for Video Recognition},
@@ -200,7 +201,7 @@ def _front_matter(config: S2DConfig | BaselineConfig, evaluation: dict | None) -
     tags = ["s2d", "video-classification", "action-recognition", family,
             "s2dnet" if config.kind == "s2dnet" else "baseline", "pytorch_model_hub_mixin", "model_hub_mixin"]
     lines = ["---", "library_name: s2d", "pipeline_tag: video-classification", "license: apache-2.0"]
-    if config.labels in DATASETS:
+    if DATASETS.get(config.labels, (None,))[0]:
         lines += ["datasets:", f"- {DATASETS[config.labels][0]}"]
     if evaluation is not None:
         lines += ["metrics:", "- accuracy"]
@@ -339,6 +340,14 @@ def _training_section(config) -> list[str]:
                 f"A comparison baseline, trained as in its original paper ({'TSM' if c.family == 'tsm' else 'X3D'}). "
                 "Backbone initialisation from ImageNet (TSM, `python -m s2d convert torchvision`) or Kinetics "
                 "(X3D, `python -m s2d convert pytorchvideo|slowfast`) checkpoints is supported."]
+    if c.labels == "synth16":
+        return ["## Training recipe", "",
+                "Trained from scratch on CPU by `python bench/synthetic/run.py` (seeded; every clip generated on the "
+                "fly, none repeated), which also trains the baselines it is compared with. The recipe, the figures "
+                "and where it departs from the paper's are in `bench/synthetic/results.md`: synopsis and detail "
+                "nets first alone (the paper starts from pretrained nets), then the paper's two stages (θ frozen "
+                "on centre crops, then end to end); AdamW, cosine schedule, loss CE(detail net) + "
+                f"{c.snet_loss_weight:g}·CE(synopsis net), V̂ gradient normalisation."]
     tsm = c.family == "tsm"
     lr, e1, e2 = ("0.001", 40, 80) if tsm else ("0.005", 50, 100)
     init = ("backbones initialised from ImageNet weights (`python -m s2d convert torchvision`)" if tsm else
@@ -371,7 +380,7 @@ def render_model_card(config: S2DConfig | BaselineConfig, *, complexity: Complex
     if entry is not None and repo_id is None:
         repo_id = entry.repo_id
     if has_weights is None:
-        has_weights = repo_id is not None
+        has_weights = repo_id is not None or entry is not None
     sections = [_front_matter(config, evaluation), "", *_title_and_intro(config, name), "",
                 *_input_section(config), "", *_accuracy_section(name, has_weights, evaluation), "",
                 *_complexity_section(config, complexity), "", *_latency_section(list(latencies)), "",
@@ -415,7 +424,12 @@ def render_zoo_index(complexities: dict[str, Complexity]) -> str:
         else:
             nets = f"{ARCH_NAMES.get(c.arch, c.arch)} {c.frames}×{c.size}² (baseline)"
         entry = index.get(name)
-        weights = f"[{entry.repo_id}](https://huggingface.co/{entry.repo_id})" if entry else "no weights yet"
+        if entry is None:
+            weights = "no weights yet"
+        elif entry.bundled:
+            weights = f"in this repository ([{name}/{WEIGHTS_NAME}]({name}/{WEIGHTS_NAME}))"
+        else:
+            weights = f"[{entry.repo_id}](https://huggingface.co/{entry.repo_id})"
         lines.append(f"| [{name}]({name}/README.md) | {dataset} | {nets} | {c.dense_frames}×{c.dense_size}² | "
                      f"{_m(cx.params)} | {_g(cx.gmacs)} | {weights} |")
     lines += ["", "GMACs per video for the dense input, the detail sampler included (see each card for the split).",

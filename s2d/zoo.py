@@ -62,7 +62,7 @@ def known_names() -> list[str]:
 class WeightsSource:
     """Where a loaded model's weights came from (`model.weights_source`)."""
 
-    kind: str  # "local" (a folder), "zoo" (zoo/<name>/), "hub" (Hugging Face cache / download)
+    kind: str  # "local" (a folder), "zoo" (zoo/<name>/), "hub" (Hugging Face cache / download), "bundled" (zoo/<name>/ expected, missing)
     name: str | None = None  # zoo name, when loaded by name
     path: str | None = None  # the weights file (or folder, before loading)
     repo_id: str | None = None
@@ -137,6 +137,11 @@ def resolve(name_or_path: str | os.PathLike, revision: str | None = None) -> Wei
                                  size=entry.size if entry else None)
         if entry is None:
             return WeightsSource("hub", name=spec, revision=revision)  # no repo: pretrained loading refuses
+        if entry.bundled:
+            if revision is not None:
+                raise ZooError(f"{spec!r} ships with the source tree (zoo/{spec}/), it has no Hub revisions; "
+                               f"got revision={revision!r}")
+            return WeightsSource("bundled", name=spec, path=str(local), sha256=entry.sha256, size=entry.size)
         return WeightsSource("hub", name=spec, repo_id=entry.repo_id, revision=revision or entry.revision,
                              sha256=entry.sha256 if pinned else None, size=entry.size if pinned else None)
     if os.sep in spec or "/" in spec or spec.startswith((".", "~")):
@@ -191,15 +196,34 @@ def _load(name_or_path: str | os.PathLike, *, pretrained: bool, revision: str | 
     elif src.kind == "zoo":
         folder = Path(src.path).parent
         local_dir = _display_path(folder)
-        fix = (f"If you put your own weights there, load them by path: s2d.load({local_dir!r}). To restore the "
-               f"published file: {download_command(src.repo_id, src.revision, local_dir)} --force-download"
-               if src.repo_id else "")
+        if src.repo_id:
+            fix = (f"If you put your own weights there, load them by path: s2d.load({local_dir!r}). To restore the "
+                   f"published file: {download_command(src.repo_id, src.revision, local_dir)} --force-download")
+        elif src.sha256:  # bundled with the source tree
+            fix = (f"If you put your own weights there, load them by path: s2d.load({local_dir!r}). To restore the "
+                   f"shipped file: git checkout -- {local_dir}/{WEIGHTS_NAME}")
+        else:
+            fix = ""
         config = config_from_file(folder / CONFIG_NAME) if (folder / CONFIG_NAME).is_file() else get_config(src.name)
         model = build_model(config)
         if pretrained:
             load_file_into(model, src.path, strict=strict, expected_sha256=src.sha256, expected_size=src.size,
                            source=f"{src.name}@{src.revision}" if src.revision else src.name, fix=fix)
             src.verified = src.sha256 is not None
+    elif src.kind == "bundled":
+        folder = Path(src.path).parent
+        config = config_from_file(folder / CONFIG_NAME) if (folder / CONFIG_NAME).is_file() else get_config(src.name)
+        model = build_model(config)
+        if pretrained:
+            local_dir = _display_path(Path(src.path).parent)
+            if not Path(src.path).is_file():
+                raise WeightsUnavailableError(
+                    f"{src.name!r}: its weights ship with the s2d source tree as {local_dir}/{WEIGHTS_NAME}, and "
+                    f"this installation has no such file (a wheel carries no zoo/ folder). Use a source checkout "
+                    f"(pip install -e .), or set ${ZOO_DIR_ENV} to a folder holding {src.name}/{WEIGHTS_NAME}.")
+            load_file_into(model, src.path, strict=strict, expected_sha256=src.sha256, expected_size=src.size,
+                           source=src.name, fix=f"Restore the file from the repository: git checkout -- {local_dir}")
+            src.verified = True
     else:
         if src.repo_id is None and pretrained:
             raise _no_weights(src.name)
@@ -275,7 +299,7 @@ def zoo_status() -> list[ZooStatus]:
     for name in known_names():
         entry = index.get(name)
         cached = False
-        if entry is not None:
+        if entry is not None and not entry.bundled:
             hit = try_to_load_from_cache(entry.repo_id, WEIGHTS_NAME, revision=entry.revision)
             cached = isinstance(hit, str)
         kind = MODELS[name].kind if name in MODELS else "?"

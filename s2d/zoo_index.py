@@ -2,8 +2,10 @@
 
 Each entry maps a model name to its Hub repo id, the pinned revision (a commit hash, so a later
 push to the repo never changes what a name loads), and the sha256 and byte size of its
-`model.safetensors`, verified after every download. A model without an entry has no published
-weights yet. The index ships as `s2d/zoo_index.json`; `S2D_ZOO_INDEX=/path/index.json` replaces
+`model.safetensors`, verified after every download. A *bundled* entry has no repo: its weights
+ship with the source tree in `zoo/<name>/` (small models, such as the synthetic benchmark's) and
+are verified against the same sha256 and size when loaded. A model without an entry has no
+published weights yet. The index ships as `s2d/zoo_index.json`; `S2D_ZOO_INDEX=/path/index.json` replaces
 it (a private zoo, or tests).
 """
 from __future__ import annotations
@@ -23,22 +25,31 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 class ZooEntry:
     """Where a named model's weights live and what they must hash to."""
 
-    repo_id: str
-    revision: str
+    repo_id: str | None  # None: bundled with the source tree in zoo/<name>/
+    revision: str | None
     sha256: str
     size: int
 
+    @property
+    def bundled(self) -> bool:
+        """The weights ship in `zoo/<name>/` of the source tree, not on the Hub."""
+        return self.repo_id is None
+
     def __post_init__(self):
-        if self.repo_id.count("/") != 1:
+        if self.repo_id is None:
+            if self.revision is not None:
+                raise ValueError(f"zoo index: a bundled entry (repo_id null) has no revision, got {self.revision!r}")
+        elif not isinstance(self.repo_id, str) or self.repo_id.count("/") != 1:
             raise ValueError(f"zoo index: repo_id must be 'org/name', got {self.repo_id!r}")
-        if not _COMMIT.match(self.revision):
+        elif not isinstance(self.revision, str) or not _COMMIT.match(self.revision):
             raise ValueError(f"zoo index: revision of {self.repo_id} must be a 40-hex commit hash (a branch or "
                              f"tag can move), got {self.revision!r}")
-        if not _SHA256.match(self.sha256):
-            raise ValueError(f"zoo index: sha256 of {self.repo_id} must be 64 lowercase hex digits, "
+        who = self.repo_id or "a bundled entry"
+        if not isinstance(self.sha256, str) or not _SHA256.match(self.sha256):
+            raise ValueError(f"zoo index: sha256 of {who} must be 64 lowercase hex digits, "
                              f"got {self.sha256!r}")
         if not isinstance(self.size, int) or self.size <= 0:
-            raise ValueError(f"zoo index: size of {self.repo_id} must be a positive byte count, got {self.size!r}")
+            raise ValueError(f"zoo index: size of {who} must be a positive byte count, got {self.size!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -291,6 +291,40 @@ def test_zoo_folder_weights(published, zoo_env, tmp_path, monkeypatch):
     assert torch.equal(logits(s2d.load("zoo/tiny")), logits(tiny_model(1)))  # by path: no index check
 
 
+def test_bundled_weights(zoo_env, tmp_path, monkeypatch):
+    """An index entry without a repo: weights shipped in zoo/<name>/, checked like downloaded ones."""
+    local = tmp_path / "zoo" / "tiny"
+    tiny_model(0).save_pretrained(local)
+    zoo_env("tiny", None, None, local / "model.safetensors")
+    set_offline(monkeypatch)
+    model = s2d.load("tiny")
+    assert model.weights_source.kind == "zoo" and model.weights_source.verified
+    assert torch.equal(logits(model), logits(tiny_model(0)))
+    assert load_index()["tiny"].bundled
+
+    with pytest.raises(ZooError, match="no Hub revisions"):
+        s2d.load("tiny", revision="a" * 40)
+    good = (local / "model.safetensors").read_bytes()
+    tiny_model(1).save_pretrained(local)
+    with pytest.raises(ChecksumError, match="git checkout -- "):
+        s2d.load("tiny")
+    (local / "model.safetensors").unlink()
+    with pytest.raises(WeightsUnavailableError, match="ship with the s2d source tree"):
+        s2d.load("tiny")
+    (local / "model.safetensors").write_bytes(good)
+    assert torch.equal(logits(s2d.load("tiny")), logits(tiny_model(0)))
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ({"repo_id": None, "revision": "a" * 40}, "bundled entry"),
+    ({"repo_id": "org/x", "revision": None}, "40-hex commit"),
+    ({"repo_id": "x", "revision": "a" * 40}, "'org/name'"),
+])
+def test_index_entry_validation(entry, problem):
+    with pytest.raises(ValueError, match=problem):
+        ZooEntry(**entry, sha256="0" * 64, size=1)
+
+
 # -- publishing ---------------------------------------------------------------------------------------
 
 class FakeApi:
