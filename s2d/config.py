@@ -173,6 +173,9 @@ class S2DConfig(_JsonMixin):
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     labels: str | None = None  # name of a shipped label list (s2d/label_lists/<name>.txt)
+    #: Reading a video: short side resized to `dense_size · resize_ratio`, then the centre (or a
+    #: random) `dense_size`² crop; 256/224 is the usual, 1.0 keeps the pixels' scale.
+    resize_ratio: float = 256 / 224
     kind: str = "s2dnet"
 
     def __post_init__(self):
@@ -193,6 +196,7 @@ class S2DConfig(_JsonMixin):
         _require(1 <= self.topk <= self.num_classes, f"topk must lie in [1, num_classes={self.num_classes}], got {self.topk}")
         _require(self.topk_scheme in ("hard", "soft"), f"topk_scheme must be 'hard' or 'soft', got {self.topk_scheme!r}")
         _require(self.dense_frames >= 1 and self.dense_size >= 2, "dense_frames and dense_size must be positive")
+        _require(self.resize_ratio >= 1.0, f"resize_ratio must be >= 1 (short side before the crop), got {self.resize_ratio}")
         _require(len(self.mean) == 3 and len(self.std) == 3 and all(s > 0 for s in self.std),
                  "mean and std must be three values (std > 0)")
         for sub in (self.synopsis, self.locator, self.sampler, self.fusion, self.detail):
@@ -229,6 +233,7 @@ class BaselineConfig(_JsonMixin):
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     labels: str | None = None
+    resize_ratio: float = 256 / 224  # reading a video: short side = dense_size · resize_ratio, then crop
     kind: str = "baseline"
 
     def __post_init__(self):
@@ -242,6 +247,7 @@ class BaselineConfig(_JsonMixin):
 
     def validate(self) -> None:
         _require(self.kind == "baseline", f"BaselineConfig.kind must be 'baseline', got {self.kind!r}")
+        _require(self.resize_ratio >= 1.0, f"resize_ratio must be >= 1 (short side before the crop), got {self.resize_ratio}")
         _require(self.arch in ARCHS, f"arch {self.arch!r} is not one of {ARCHS}")
         _require(self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}")
         _require(self.frames >= 1 and self.size >= 32, "frames must be >= 1 and size >= 32")

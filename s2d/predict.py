@@ -37,11 +37,13 @@ class Prediction:
 
 def clip_spec(config):
     """The `ClipSpec` a model's config asks for: dense frames spread over the whole video,
-    short side scaled by 256/224 of the crop (the usual test-time resize), centre crop."""
+    short side scaled by the config's `resize_ratio` (256/224 of the crop, the usual test-time
+    resize, unless the config says otherwise), centre crop."""
     from s2d.io import ClipSpec
 
     size = config.dense_size
-    return ClipSpec(num_frames=config.dense_frames, short_side=max(size, round(size * 256 / 224)), crop_size=size)
+    ratio = getattr(config, "resize_ratio", 256 / 224)
+    return ClipSpec(num_frames=config.dense_frames, short_side=max(size, round(size * ratio)), crop_size=size)
 
 
 def class_names(model: nn.Module) -> list[str]:

@@ -152,3 +152,48 @@ def test_geometry_is_checked():
         SyntheticDetailDataset("train", 4, frames=32, resolution=64)
     with pytest.raises(ValueError, match="split"):
         SyntheticDetailDataset("dev", 4)
+
+
+# ------------------------------------------------------------------------------------------------
+# The checkpoint trained by bench/synthetic/run.py
+
+ZOO = REPO / "zoo" / "s2dnet-x3d-synth"
+needs_checkpoint = pytest.mark.skipif(not (ZOO / "model.safetensors").is_file() or not RESULTS.is_file(),
+                                      reason="the s2dnet-x3d-synth checkpoint or its results are missing")
+
+
+@needs_checkpoint
+def test_checkpoint_is_the_registered_architecture():
+    import s2d
+
+    saved = json.loads((ZOO / "config.json").read_text(encoding="utf-8"))
+    assert saved == s2d.get_config("s2dnet-x3d-synth").to_dict()
+    assert (ZOO / "model.safetensors").stat().st_size < 2_000_000
+
+
+@needs_checkpoint
+def test_checkpoint_reproduces_the_reported_accuracy():
+    """Top-1 of the shipped weights on the first 64 clips of the held-out test split.
+
+    Tolerances: run.py recorded top-1 on exactly these 64 clips (`top1_first64`); the same weights
+    on the same bytes can differ only by float summation order (thread count, kernels), which may
+    flip a near-tie, so one clip (1.6 points) of slack. The 64 clips must also agree with the
+    figure on all 1024 test clips within three binomial standard deviations (±16 points at 75%):
+    they are a fair sample of it, not a lucky subset.
+    """
+    import s2d
+
+    report = json.loads(RESULTS.read_text(encoding="utf-8"))
+    result, settings = report["models"]["s2dnet"], report["settings"]
+    model = s2d.load("s2dnet-x3d-synth")
+    ds = SyntheticDetailDataset(settings["eval_split"], 64, seed=settings["data_seed"])
+    correct = 0
+    with torch.no_grad():
+        for start in (0, 32):
+            batch = collate([ds[i] for i in range(start, start + 32)])
+            out = model(batch["frames"].permute(0, 1, 4, 2, 3), batch["num_frames"])
+            correct += int((out.logits.argmax(1) == batch["labels"]).sum())
+    acc = 100 * correct / 64
+    assert abs(acc - result["top1_first64"]) <= 100 / 64 + 1e-9
+    p = result["top1"] / 100
+    assert abs(acc / 100 - p) <= 3 * math.sqrt(p * (1 - p) / 64) + 1 / 64

@@ -12,6 +12,7 @@ from typing import Sequence
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("s2d.cli.demo", "S2DNet at work on synthetic clips: what it saw, where it looked, what it said"),
     "info": ("s2d.cli.info", "list named models with parameters and input specs"),
     "data": ("s2d.cli.data", "prepare list files for video datasets"),
     "predict": ("s2d.cli.predict", "classify video files and draw where the model looked"),

@@ -9,7 +9,7 @@ Built in:
 
 For the video datasets, `clip` (a dict of `s2d.io.ClipSpec` fields) says how clips are cut; by
 default `dense_frames` frames spread uniformly over the video, the short side resized to
-`dense_size · 256/224`, a random `dense_size`² crop for training and the centre crop otherwise.
+`dense_size · resize_ratio` (256/224 unless the model's config says otherwise), a random `dense_size`² crop for training and the centre crop otherwise.
 `classes` defaults to the model's shipped label list, and `on_error` to "skip" for training and
 "record" for evaluation (unreadable videos are then reported, not counted). Other arguments go
 to the dataset class unchanged.
@@ -86,7 +86,7 @@ def clip_spec(split: str, model_config: Any, clip: dict[str, Any] | None) -> "Cl
     frames = getattr(model_config, "dense_frames", 32)
     size = getattr(model_config, "dense_size", 224)
     values: dict[str, Any] = {"num_frames": frames, "crop_size": size,
-                              "short_side": max(size, round(size * 256 / 224)),
+                              "short_side": max(size, round(size * getattr(model_config, "resize_ratio", 256 / 224))),
                               "crop": "random" if split == "train" else "center"}
     if clip:
         names = {f.name for f in dataclasses.fields(ClipSpec)}
