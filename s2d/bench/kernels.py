@@ -30,7 +30,7 @@ official code), `torch` (split GEMM + per-video bias) and `triton` where availab
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -180,13 +180,11 @@ def _forward_candidate(fn: Callable, frames: torch.Tensor, num_frames: torch.Ten
     return Candidate([lambda: fn(frames, num_frames, params)], context=torch.no_grad)
 
 
-def _train_candidate(fn: Callable, frames: torch.Tensor, num_frames: torch.Tensor, raw: list[torch.Tensor],
-                     grad_out: torch.Tensor) -> Candidate:
-    """Forward with autograd, then backward to the six raw sampling parameters (two phases)."""
-    from s2d_kernels.sampler import SamplerParams
-
-    leaves = [r.clone().requires_grad_(True) for r in raw]
-    params = SamplerParams(*leaves)
+def _autograd_candidate(run: Callable[[list[torch.Tensor]], torch.Tensor], inputs: Sequence[torch.Tensor],
+                        grad_out: torch.Tensor) -> Candidate:
+    """Forward with autograd on fresh leaf copies of `inputs`, then backward of `grad_out` (two
+    timed phases; the leaves' gradients are cleared before every repetition)."""
+    leaves = [t.clone().requires_grad_(True) for t in inputs]
     state: dict[str, torch.Tensor] = {}
 
     def setup() -> None:
@@ -195,12 +193,20 @@ def _train_candidate(fn: Callable, frames: torch.Tensor, num_frames: torch.Tenso
         state.clear()
 
     def forward() -> None:
-        state["out"] = fn(frames, num_frames, params)
+        state["out"] = run(leaves)
 
     def backward() -> None:
         state.pop("out").backward(grad_out)
 
     return Candidate([forward, backward], setup)
+
+
+def _train_candidate(fn: Callable, frames: torch.Tensor, num_frames: torch.Tensor, raw: list[torch.Tensor],
+                     grad_out: torch.Tensor) -> Candidate:
+    """Forward with autograd, then backward to the six raw sampling parameters (two phases)."""
+    from s2d_kernels.sampler import SamplerParams
+
+    return _autograd_candidate(lambda leaves: fn(frames, num_frames, SamplerParams(*leaves)), raw, grad_out)
 
 
 def bench_sampler(bench: Bench) -> None:
@@ -278,22 +284,9 @@ def _fusion_candidates(x: torch.Tensor, m: torch.Tensor, w: torch.Tensor,
     from s2d_kernels.fusion import context_fusion
 
     fwd = Candidate([lambda: context_fusion(x, m, w, layout="frames", backend=backend)], context=torch.no_grad)
-    leaves = [t.clone().requires_grad_(True) for t in (x, m, w)]
-    grad_out = torch.ones_like(x)
-    state: dict[str, torch.Tensor] = {}
-
-    def setup() -> None:
-        for leaf in leaves:
-            leaf.grad = None
-        state.clear()
-
-    def forward() -> None:
-        state["out"] = context_fusion(*leaves, layout="frames", backend=backend)
-
-    def backward() -> None:
-        state.pop("out").backward(grad_out)
-
-    return fwd, Candidate([forward, backward], setup)
+    train = _autograd_candidate(lambda leaves: context_fusion(*leaves, layout="frames", backend=backend), (x, m, w),
+                                torch.ones_like(x))
+    return fwd, train
 
 
 def bench_fusion(bench: Bench) -> None:
