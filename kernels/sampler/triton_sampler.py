@@ -91,16 +91,9 @@ def _temporal_chunk(x_ptr, x_off, n, t0, tw_ptr, c, scale, shift, offs_y, offs_x
 
 
 @triton.jit
-def _sampler_fwd_kernel(
-    x_ptr, out_ptr, ts_ptr, tw_ptr, sy_ptr, wy_ptr, sx_ptr, wx_ptr, scale_ptr, shift_ptr,
-    T_d, C, S,
-    sxb, sxt, sxc, sxh, sxw,
-    sob, soj, soc, soi, sok,
-    KT: tl.constexpr, KY: tl.constexpr, KX: tl.constexpr, NORMALIZE: tl.constexpr,
-    BI: tl.constexpr, BK: tl.constexpr, BY: tl.constexpr, BX: tl.constexpr,
-):
-    n = tl.program_id(0)
-    tile = tl.program_id(1)
+def _tile(sy_ptr, sx_ptr, n, tile, T_d, S, KY: tl.constexpr, KX: tl.constexpr, BI: tl.constexpr, BK: tl.constexpr):
+    """Program `(n, tile)`'s output tile: video b and detail frame j, its row/column offsets and
+    masks, their band starts, and the input window the bands cover (bands lie inside the frame)."""
     tiles_k = tl.cdiv(S, BK)
     b = n // T_d
     j = n % T_d
@@ -110,11 +103,25 @@ def _sampler_fwd_kernel(
     mk = offs_k < S
     sy = tl.load(sy_ptr + n * S + offs_i, mask=mi, other=0)
     sx = tl.load(sx_ptr + n * S + offs_k, mask=mk, other=0)
-    # The input window this tile's bands cover (bands lie inside the frame).
     ylo = tl.min(tl.where(mi, sy, 2147483647), axis=0)
     yhi = tl.max(tl.where(mi, sy, 0), axis=0) + KY
     xlo = tl.min(tl.where(mk, sx, 2147483647), axis=0)
     xhi = tl.max(tl.where(mk, sx, 0), axis=0) + KX
+    return b, j, offs_i, offs_k, mi, mk, sy, sx, ylo, yhi, xlo, xhi
+
+
+@triton.jit
+def _sampler_fwd_kernel(
+    x_ptr, out_ptr, ts_ptr, tw_ptr, sy_ptr, wy_ptr, sx_ptr, wx_ptr, scale_ptr, shift_ptr,
+    T_d, C, S,
+    sxb, sxt, sxc, sxh, sxw,
+    sob, soj, soc, soi, sok,
+    KT: tl.constexpr, KY: tl.constexpr, KX: tl.constexpr, NORMALIZE: tl.constexpr,
+    BI: tl.constexpr, BK: tl.constexpr, BY: tl.constexpr, BX: tl.constexpr,
+):
+    n = tl.program_id(0)
+    b, j, offs_i, offs_k, mi, mk, sy, sx, ylo, yhi, xlo, xhi = _tile(sy_ptr, sx_ptr, n, tl.program_id(1), T_d, S,
+                                                                     KY, KX, BI, BK)
     t0 = tl.load(ts_ptr + n)
     x_off = b.to(tl.int64) * sxb
     o_off = b.to(tl.int64) * sob + j.to(tl.int64) * soj
@@ -158,20 +165,8 @@ def _sampler_bwd_kernel(
     BI: tl.constexpr, BK: tl.constexpr, BY: tl.constexpr, BX: tl.constexpr,
 ):
     n = tl.program_id(0)
-    tile = tl.program_id(1)
-    tiles_k = tl.cdiv(S, BK)
-    b = n // T_d
-    j = n % T_d
-    offs_i = (tile // tiles_k) * BI + tl.arange(0, BI)
-    offs_k = (tile % tiles_k) * BK + tl.arange(0, BK)
-    mi = offs_i < S
-    mk = offs_k < S
-    sy = tl.load(sy_ptr + n * S + offs_i, mask=mi, other=0)
-    sx = tl.load(sx_ptr + n * S + offs_k, mask=mk, other=0)
-    ylo = tl.min(tl.where(mi, sy, 2147483647), axis=0)
-    yhi = tl.max(tl.where(mi, sy, 0), axis=0) + KY
-    xlo = tl.min(tl.where(mk, sx, 2147483647), axis=0)
-    xhi = tl.max(tl.where(mk, sx, 0), axis=0) + KX
+    b, j, offs_i, offs_k, mi, mk, sy, sx, ylo, yhi, xlo, xhi = _tile(sy_ptr, sx_ptr, n, tl.program_id(1), T_d, S,
+                                                                     KY, KX, BI, BK)
     t0 = tl.load(ts_ptr + n)
     n_valid = tl.load(nf_ptr + b)
     x_off = b.to(tl.int64) * sxb
