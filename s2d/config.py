@@ -53,12 +53,18 @@ class SynopsisConfig:
 class LocatorConfig:
     """Location & scale module f_θ: 1×1×1 conv (ReLU, BN) → MLP → four linear heads."""
 
-    hidden: int = 4  # channels of the 1×1×1 conv (the released config allocates 4; SPEC §3)
+    hidden: int = 4  # channels of the 1×1×1 conv (the released config allocates 4; README, Numerics)
     mlp: tuple[int, int] = (1024, 512)
     head_init_factor: float = 0.01  # kaiming_uniform a = sqrt(6/f - 1): bound 0.1/sqrt(fan_in)
+    #: Which synopsis map the locator reads: None is the backbone's last map (the official design),
+    #: a stage name ("res2".."res5") an earlier, finer one, for synopsis inputs so small that the last
+    #: map has no spatial extent left (README, Numerics: options that depart from the official code).
+    feature_stage: str | None = None
 
     def validate(self) -> None:
         _require(self.hidden >= 1, "locator.hidden must be >= 1")
+        _require(self.feature_stage is None or self.feature_stage in FUSION_STAGES,
+                 f"locator.feature_stage must be null or one of {FUSION_STAGES}, got {self.feature_stage!r}")
         _require(len(self.mlp) == 2 and all(d >= 1 for d in self.mlp), "locator.mlp must be two sizes >= 1")
         _require(0 < self.head_init_factor <= 1, "locator.head_init_factor must lie in (0, 1]")
 
@@ -71,10 +77,14 @@ class SamplerConfig:
     size: int = 144
     temporal: str = "gaussian"  # or "linear" (interpolation ablation)
     grad_normalize: bool = True  # rescale V̂'s gradient towards f_θ into (-1, 1) per video (training)
+    #: Width (px) of the spatial Gaussian rows, in (0, 1]. 1.0 is the official σ² = 1; a narrower
+    #: filter keeps more of the finest detail at strides near 1 px (README, Numerics).
+    sigma: float = 1.0
 
     def validate(self) -> None:
         _require(self.frames >= 2, f"sampler.frames must be >= 2 (the stride divides by T_d - 1), got {self.frames}")
         _require(self.size >= 2, f"sampler.size must be >= 2, got {self.size}")
+        _require(0 < self.sigma <= 1, f"sampler.sigma must lie in (0, 1] (pixels), got {self.sigma}")
         _require(self.temporal in ("gaussian", "linear"), f"sampler.temporal must be 'gaussian' or 'linear', got {self.temporal!r}")
 
 
@@ -205,6 +215,8 @@ class S2DConfig(_JsonMixin):
         syn_x3d, det_x3d = self.synopsis.arch in X3D_ARCHS, self.detail.arch in X3D_ARCHS
         _require(syn_x3d == det_x3d, f"synopsis ({self.synopsis.arch}) and detail ({self.detail.arch}) must be "
                                      "of one family (TSM or X3D)")
+        _require(self.locator.feature_stage is None or syn_x3d,
+                 f"locator.feature_stage needs a staged X3D synopsis, got {self.synopsis.arch}")
         if self.labels is not None:
             from s2d.labels import available_label_sets
             _require(self.labels in available_label_sets(), f"unknown label list {self.labels!r}; shipped: "

@@ -23,10 +23,10 @@ from s2d.fusion import ContextEncoder
 from s2d.hub import S2DHubMixin
 from s2d.locator import Locator
 from s2d.sampling import DetailSampler, SamplingParams, centre_crop_params
-from s2d.synopsis import SynopsisNet, resize_nearest, uniform_sample
+from s2d.synopsis import SynopsisNet, map_size, resize_nearest, uniform_sample
 from s2d.topk import topk_vector
 from s2d_kernels.backend import resolve_backend
-from s2d_kernels.sampler import normalize_frames
+from s2d_kernels.sampler import SamplerParams, normalize_frames
 
 
 @dataclass
@@ -66,9 +66,11 @@ class S2DNet(nn.Module, S2DHubMixin):
         self.config = config
         c = config
         K = c.num_classes
-        self.synopsis = SynopsisNet(c.synopsis, K)
-        map_size = -(-c.synopsis.size // 32)  # ceil: the stride-32 map of the synopsis backbone
-        self.locator = Locator(c.locator, self.synopsis.backbone.feature_dim, K, c.synopsis.frames, map_size,
+        stage = c.locator.feature_stage
+        self.synopsis = SynopsisNet(c.synopsis, K, stage)
+        backbone = self.synopsis.backbone
+        channels = backbone.feature_dim if stage is None else backbone.stage_channels[stage]
+        self.locator = Locator(c.locator, channels, K, c.synopsis.frames, map_size(c.synopsis.size, stage),
                                c.sampler.frames)
         self.context = ContextEncoder(K, self.synopsis.backbone.embed_dim, c.fusion.context_dim)
         self.detail = DetailNet(c.detail, c.fusion, K, c.sampler.frames)
@@ -105,7 +107,9 @@ class S2DNet(nn.Module, S2DHubMixin):
         return resize_nearest(clip, self.config.synopsis.size)
 
     def forward(self, frames: torch.Tensor, num_frames: torch.Tensor | None = None,
-                return_detail: bool = False) -> S2DOutput:
+                return_detail: bool = False, look_at: SamplerParams | None = None) -> S2DOutput:
+        """Classify dense clips; `look_at` (raw sampling parameters) overrides where the detail
+        sampler looks, for probing the detail net at chosen windows."""
         c = self.config
         num_frames = check_clip(frames, num_frames)
         B, _, _, H, W = frames.shape
@@ -118,7 +122,9 @@ class S2DNet(nn.Module, S2DHubMixin):
             # fused context path: k gathered weight columns, per-video biases for fusion and classifier
             terms = self.context.terms(syn.logits, syn.pooled, c.topk, c.topk_scheme, *self.detail.context_weights())
             idx, s, m = terms.topk, terms.s, terms.m
-        if self.freeze_sampler:
+        if look_at is not None:
+            raw = look_at
+        elif self.freeze_sampler:
             raw = centre_crop_params(B, c.sampler.frames, W, H, c.sampler.size, frames.device)
         else:
             raw = self.locator(syn.feature_map, s)

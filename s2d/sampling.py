@@ -63,6 +63,29 @@ def centre_crop_params(batch: int, out_frames: int, width: int, height: int, out
     return p
 
 
+def window_params(centre_x: torch.Tensor, centre_y: torch.Tensor, stride: torch.Tensor, out_frames: int,
+                  width: int, height: int, out_size: int) -> SamplerParams:
+    """Raw parameters that look at pixel centre (`centre_x`, `centre_y`) with spatial `stride` (px)
+    in every output frame, time covered uniformly: the exact inverse of the sampler's scaling
+    (`tanh` centre, `exp` stride). Inputs are `[B]` (or `[B, T_d]` for per-frame windows); centres
+    must lie strictly inside the frame."""
+    def per_frame(v: torch.Tensor) -> torch.Tensor:
+        v = v.float()
+        return (v[:, None].expand(-1, out_frames) if v.dim() == 1 else v).contiguous()
+
+    cx, cy, s = per_frame(centre_x), per_frame(centre_y), per_frame(stride)
+    hx, hy = (width - 1) / 2.0, (height - 1) / 2.0
+    if not torch.compiler.is_compiling():
+        inside = (cx > 0) & (cx < width - 1) & (cy > 0) & (cy < height - 1) & (s > 0)
+        if not bool(inside.all()):
+            raise ValueError(f"window centres must lie strictly inside the {width}x{height} frame and strides "
+                             "be positive")
+    p = SamplerParams.fixed(cx.shape[0], out_frames, cx.device)
+    p.dx, p.dy = torch.atanh((cx - hx) / hx), torch.atanh((cy - hy) / hy)
+    p.delta_x, p.delta_y = torch.log(s * (out_size - 1) / width), torch.log(s * (out_size - 1) / height)
+    return p
+
+
 class DetailSampler(nn.Module):
     """Gaussian filterbank sampler (or the linear-temporal ablation) on the dense clip."""
 
@@ -75,7 +98,8 @@ class DetailSampler(nn.Module):
     def forward(self, frames: torch.Tensor, num_frames: torch.Tensor, raw: SamplerParams,
                 backend: str = "auto") -> torch.Tensor:
         out = filterbank_sample(frames, num_frames, raw, self.cfg.size, mean=self.mean, std=self.std,
-                                temporal=self.cfg.temporal, layout=self.layout, backend=backend)
+                                temporal=self.cfg.temporal, layout=self.layout, backend=backend,
+                                sigma=self.cfg.sigma)
         if self.training and self.cfg.grad_normalize and out.requires_grad:
             out = normalize_grad(out)
         return out

@@ -49,12 +49,25 @@ class SynopsisOutput:
     pooled: torch.Tensor  # [B, E]: g, after the context dropout in training
 
 
-class SynopsisNet(nn.Module):
-    """Backbone + per-frame classifier averaged over time (TSN consensus)."""
+def map_size(size: int, stage: str | None) -> int:
+    """Side of the synopsis map the locator reads: the last (stride-32) map when `stage` is None,
+    else an X3D stage's (stem and every stage halve the side, rounding up)."""
+    if stage is None:
+        return -(-size // 32)
+    for _ in range(1 + ("res2", "res3", "res4", "res5").index(stage) + 1):
+        size = -(-size // 2)
+    return size
 
-    def __init__(self, cfg: SynopsisConfig, num_classes: int):
+
+class SynopsisNet(nn.Module):
+    """Backbone + per-frame classifier averaged over time (TSN consensus).
+
+    `map_stage` names the stage whose output is the locator's map (None: the last map)."""
+
+    def __init__(self, cfg: SynopsisConfig, num_classes: int, map_stage: str | None = None):
         super().__init__()
         self.cfg = cfg
+        self.map_stage = map_stage
         self.backbone = build_backbone(cfg.arch, cfg.frames, cfg.shift_div)
         self.dropout = nn.Dropout(cfg.dropout)
         self.context_dropout = nn.Dropout(cfg.context_dropout)
@@ -69,7 +82,15 @@ class SynopsisNet(nn.Module):
             x = clip.reshape(B * T, *clip.shape[2:])
         else:
             x = clip.transpose(1, 2)
-        fmap, pooled = run_backbone(self.backbone, x)  # pooled [B, T', E]
+        kept: dict[str, torch.Tensor] = {}
+
+        def keep(name: str, y: torch.Tensor) -> torch.Tensor:
+            if name == self.map_stage:
+                kept["map"] = y
+            return y
+
+        fmap, pooled = run_backbone(self.backbone, x, keep if self.map_stage else None)  # pooled [B, T', E]
+        fmap = kept.get("map", fmap)
         g = self.context_dropout(pooled.mean(1))
         logits = self.fc(self.dropout(pooled)).mean(1)
         return SynopsisOutput(logits, fmap.detach(), g)

@@ -153,6 +153,11 @@ class ClipParams:
         x, y = self.position(t)
         return x, y, x + OBJECT_SIZE, y + OBJECT_SIZE
 
+    def glyph_centre(self) -> tuple[float, float]:
+        """Centre `(x, y)` in pixels of the glyph area while it shows (pixel centres at integers)."""
+        x, y = self.position(self.glyph_start)
+        return x + (OBJECT_SIZE - 1) / 2, y + (OBJECT_SIZE - 1) / 2
+
 
 def _glyph_frames_range(frames: int) -> tuple[int, int]:
     """Shortest and longest glyph interval: a half to three quarters of the clip (at least 2 frames)."""
@@ -240,7 +245,8 @@ def _background(params: ClipParams, resolution: int) -> np.ndarray:
     interp = np.zeros((resolution, 4))
     interp[np.arange(resolution), i0] = 1 - w
     interp[np.arange(resolution), i0 + 1] = w
-    return np.einsum("yi,ijc,xj->yxc", interp, grid, interp)
+    rows = (interp @ grid.reshape(4, 12)).reshape(resolution, 4, 3)  # [y, j, c]: interpolated down the rows
+    return np.ascontiguousarray((rows.transpose(0, 2, 1) @ interp.T).transpose(0, 2, 1))  # then across
 
 
 def render_clip(params: ClipParams, frames: int = 16, resolution: int = 128) -> np.ndarray:

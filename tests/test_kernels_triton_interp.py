@@ -36,23 +36,23 @@ SLOW_CASES = {
 }
 
 
-def _dense(case, frames, raw, temporal="gaussian", layout="btchw"):
+def _dense(case, frames, raw, temporal="gaussian", layout="btchw", sigma=1.0):
     x = normalize_frames(frames, MEAN, STD) if frames.dtype == torch.uint8 else frames.float()
-    out = filterbank_sample_dense(x, case.num_frames, SamplerParams(*raw), case.out_size, temporal)
+    out = filterbank_sample_dense(x, case.num_frames, SamplerParams(*raw), case.out_size, temporal, sigma)
     return out.transpose(1, 2) if layout == "bcthw" else out
 
 
-def _triton(case, frames, raw, temporal="gaussian", layout="btchw"):
+def _triton(case, frames, raw, temporal="gaussian", layout="btchw", sigma=1.0):
     return filterbank_sample(frames, case.num_frames, SamplerParams(*raw), case.out_size, mean=MEAN, std=STD,
-                             temporal=temporal, layout=layout, backend="triton")
+                             temporal=temporal, layout=layout, backend="triton", sigma=sigma)
 
 
-def _check(case, temporal="gaussian", layout="btchw", frames_grad=True):
+def _check(case, temporal="gaussian", layout="btchw", frames_grad=True, sigma=1.0):
     frames_t = case.frames.clone().requires_grad_(frames_grad and case.frames.is_floating_point())
     frames_r = case.frames.clone().requires_grad_(frames_t.requires_grad)
     raw_t, raw_r = case.raw(True), case.raw(True)
-    out = _triton(case, frames_t, raw_t, temporal, layout)
-    ref = _dense(case, frames_r, raw_r, temporal, layout)
+    out = _triton(case, frames_t, raw_t, temporal, layout, sigma)
+    ref = _dense(case, frames_r, raw_r, temporal, layout, sigma)
     assert out.dtype == torch.float32 and out.shape == ref.shape
     assert_close_scaled(out, ref, 1e-5, "forward")
     grad_out = torch.randn(ref.shape, generator=torch.Generator().manual_seed(3))
@@ -91,6 +91,11 @@ def test_sampler_linear_integer_centres_keep_the_subgradient():
     case = make_case(2, 7, 9, 9, 4, 4, lengths=[7, 4])
     case.params = SamplerParams.fixed(2, 4)  # centre (n-1)/2, stride n/(T_d-1): integer grid points
     _check(case, temporal="linear")
+
+
+def test_sampler_narrow_spatial_filter():
+    """`sigma` < 1 (the sampler option): the kernels read the same band weights as the torch path."""
+    _check(make_case(2, 6, 21, 17, 3, 7, dtype=torch.uint8, spread=1.0, lengths=[6, 4]), layout="bcthw", sigma=0.5)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, pytest.param(torch.bfloat16, marks=pytest.mark.slow)])

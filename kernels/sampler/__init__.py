@@ -43,7 +43,7 @@ def normalize_frames(frames: torch.Tensor, mean: Sequence[float] | None, std: Se
 def filterbank_sample(frames: torch.Tensor, num_frames: torch.Tensor, params: SamplerParams,
                       out_size: int, *, mean: Sequence[float] | None = None,
                       std: Sequence[float] | None = None, temporal: str = "gaussian",
-                      layout: str = "btchw", backend: str = "auto") -> torch.Tensor:
+                      layout: str = "btchw", backend: str = "auto", sigma: float = 1.0) -> torch.Tensor:
     """Resample the dense clip into the detail volume V̂.
 
     Args:
@@ -53,6 +53,7 @@ def filterbank_sample(frames: torch.Tensor, num_frames: torch.Tensor, params: Sa
         params: raw locator outputs (`SamplerParams`), `T_d` output frames.
         out_size: output side S.
         temporal: "gaussian" (S2DNet) or "linear" (the interpolation ablation).
+        sigma: width in pixels of the spatial Gaussian rows, in (0, 1]; 1 is the official σ² = 1.
         layout: "btchw" → `[B, T_d, 3, S, S]` (TSM), "bcthw" → `[B, 3, T_d, S, S]` (X3D).
         backend: "auto" | "torch" | "triton" | "reference" (see `s2d_kernels.backend`): "torch"
             is the banded pure-torch path, "triton" the Triton kernels, "reference" the dense
@@ -66,12 +67,12 @@ def filterbank_sample(frames: torch.Tensor, num_frames: torch.Tensor, params: Sa
     backend = resolve_backend(backend, frames.device)
     if backend == "torch":
         return filterbank_sample_banded(frames, num_frames, params, out_size, mean=mean, std=std,
-                                        temporal=temporal, layout=layout)
+                                        temporal=temporal, layout=layout, sigma=sigma)
     if backend == "triton":
         from s2d_kernels.sampler.triton_sampler import filterbank_sample_triton
 
         return filterbank_sample_triton(frames, num_frames, params, out_size, mean=mean, std=std,
-                                        temporal=temporal, layout=layout)
+                                        temporal=temporal, layout=layout, sigma=sigma)
     x = normalize_frames(frames, mean, std)
-    out = filterbank_sample_dense(x, num_frames, params, out_size, temporal)
+    out = filterbank_sample_dense(x, num_frames, params, out_size, temporal, sigma)
     return out.transpose(1, 2) if layout == "bcthw" else out

@@ -61,8 +61,9 @@ BAND_TAPS = 13
 UNIT_BYTES = 8 << 20
 
 
-def band_rows(grid: torch.Tensor, size: int, taps: int = BAND_TAPS) -> tuple[torch.Tensor, torch.Tensor]:
-    """Banded normalised Gaussian rows centred on `grid[...]` over `size` positions.
+def band_rows(grid: torch.Tensor, size: int, taps: int = BAND_TAPS, sigma: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Banded normalised Gaussian rows of width `sigma` (≤ 1: the band spans ±6σ or more) centred
+    on `grid[...]` over `size` positions.
 
     Returns `start` (int64, `grid.shape`) and `weights` (`[*grid.shape, K]`, `K = min(taps,
     size)`): row `r` is `weights[r, m]` at position `start[r] + m`. Weights and the
@@ -74,9 +75,15 @@ def band_rows(grid: torch.Tensor, size: int, taps: int = BAND_TAPS) -> tuple[tor
     start = torch.floor(grid.detach()) - (K // 2)
     start = torch.nan_to_num(start, nan=0.0, posinf=float(size - K), neginf=0.0).clamp_(0, size - K)
     pos = start.unsqueeze(-1) + torch.arange(K, device=grid.device, dtype=torch.float32)
-    w = torch.exp(-1 * torch.pow(pos - grid.unsqueeze(-1), 2) / 2.0)
+    w = torch.exp(-1 * torch.pow(pos - grid.unsqueeze(-1), 2) / (2.0 * sigma * sigma))
     w = w / torch.clamp_min(w.sum(-1, keepdim=True), SUM_CLAMP)
     return start.long(), flush_subnormal(w)
+
+
+def _check_sigma(sigma: float) -> None:
+    """The band's 13 taps hold a Gaussian row only for σ ≤ 1 (±6σ); wider rows would be cut."""
+    if not 0 < sigma <= 1:
+        raise ValueError(f"sigma (the spatial Gaussian width) must lie in (0, 1] px, got {sigma}")
 
 
 def flush_subnormal(w: torch.Tensor) -> torch.Tensor:
@@ -345,7 +352,7 @@ def _mass_backward(ft, wy, wx, g_mass, g_ft, g_wy, g_wx) -> None:
 def filterbank_sample_banded(frames: torch.Tensor, num_frames: torch.Tensor, params: SamplerParams,
                              out_size: int, *, mean: Sequence[float] | None = None,
                              std: Sequence[float] | None = None, temporal: str = "gaussian",
-                             layout: str = "btchw") -> torch.Tensor:
+                             layout: str = "btchw", sigma: float = 1.0) -> torch.Tensor:
     """Detail volume V̂ with banded spatial filters; same contract as `filterbank_sample`.
 
     `frames` `[B, T, C, H, W]` uint8 (normalised with `mean`/`std`) or float (already normalised;
@@ -375,8 +382,9 @@ def filterbank_sample_banded(frames: torch.Tensor, num_frames: torch.Tensor, par
             frames, ft = frames[:, :t_max], ft[..., :t_max]
     _, _, mu_x = spatial_grid(params.dx, params.delta_x, W, S)  # [B, T_d, S]
     _, _, mu_y = spatial_grid(params.dy, params.delta_y, H, S)
-    sy, wy = band_rows(mu_y.reshape(N, S), H)  # [N, S], [N, S, K]
-    sx, wx = band_rows(mu_x.reshape(N, S), W)
+    _check_sigma(sigma)
+    sy, wy = band_rows(mu_y.reshape(N, S), H, sigma=sigma)  # [N, S], [N, S, K]
+    sx, wx = band_rows(mu_x.reshape(N, S), W, sigma=sigma)
     from s2d_kernels.ops import banded_sample_op  # registers the custom ops on first use
 
     return banded_sample_op(ft, wy.to(dtype), wx.to(dtype), frames, sy, sx, scale, shift, layout)

@@ -103,14 +103,15 @@ def spatial_grid(d: torch.Tensor, delta: torch.Tensor, size: int, out_size: int)
     return centre, stride, grid
 
 
-def gaussian_rows(grid: torch.Tensor, size: int, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """Normalised Gaussian rows `[..., size]` centred on `grid[...]` (σ² = 1).
+def gaussian_rows(grid: torch.Tensor, size: int, valid: torch.Tensor | None = None,
+                  sigma: float = 1.0) -> torch.Tensor:
+    """Normalised Gaussian rows `[..., size]` centred on `grid[...]` (width `sigma`; the official σ² = 1).
 
     `valid` (broadcastable bool `[..., size]`) zeroes positions past a video's end before the
     normalisation, as the official code slices them away.
     """
     p = torch.arange(size, device=grid.device, dtype=grid.dtype)
-    w = torch.exp(-1 * torch.pow(p - grid[..., None], 2) / 2.0)
+    w = torch.exp(-1 * torch.pow(p - grid[..., None], 2) / (2.0 * sigma * sigma))
     if valid is not None:
         w = w * valid
     return w / torch.clamp_min(w.sum(-1, keepdim=True), SUM_CLAMP)
@@ -123,8 +124,9 @@ def linear_rows(grid: torch.Tensor, size: int, valid: torch.Tensor) -> torch.Ten
 
 
 def filterbanks(num_frames: torch.Tensor, params: SamplerParams, in_frames: int, height: int,
-                width: int, out_size: int, temporal: str = "gaussian"):
-    """Build the three filterbanks: F_t `[B, T_d, T]`, F_y `[B, T_d, S, H]`, F_x `[B, T_d, S, W]`."""
+                width: int, out_size: int, temporal: str = "gaussian", sigma: float = 1.0):
+    """Build the three filterbanks: F_t `[B, T_d, T]`, F_y `[B, T_d, S, H]`, F_x `[B, T_d, S, W]`
+    (spatial rows of width `sigma` px; the temporal rows keep σ = 1 frame)."""
     T_d = params.out_frames
     _, _, mu_t = temporal_grid(params.dt, params.delta_t, num_frames, T_d)
     valid = (torch.arange(in_frames, device=mu_t.device)[None, :] < num_frames[:, None])[:, None, :]
@@ -136,11 +138,11 @@ def filterbanks(num_frames: torch.Tensor, params: SamplerParams, in_frames: int,
         raise ValueError(f"temporal filter must be 'gaussian' or 'linear', got {temporal!r}")
     _, _, mu_x = spatial_grid(params.dx, params.delta_x, width, out_size)
     _, _, mu_y = spatial_grid(params.dy, params.delta_y, height, out_size)
-    return Ft, gaussian_rows(mu_y, height), gaussian_rows(mu_x, width)
+    return Ft, gaussian_rows(mu_y, height, sigma=sigma), gaussian_rows(mu_x, width, sigma=sigma)
 
 
 def filterbank_sample_dense(frames: torch.Tensor, num_frames: torch.Tensor, params: SamplerParams,
-                            out_size: int, temporal: str = "gaussian") -> torch.Tensor:
+                            out_size: int, temporal: str = "gaussian", sigma: float = 1.0) -> torch.Tensor:
     """Dense batched reference: `V̂[b,j,c,i,k] = Σ_t Σ_y Σ_x F_t F_y F_x I[b,t,c,y,x]`.
 
     `frames` `[B, T, C, H, W]` float (already normalised); returns `[B, T_d, C, S, S]` in float32
@@ -149,7 +151,7 @@ def filterbank_sample_dense(frames: torch.Tensor, num_frames: torch.Tensor, para
     _check(frames, num_frames, params, out_size)
     B, T, C, H, W = frames.shape
     T_d = params.out_frames
-    Ft, Fy, Fx = filterbanks(num_frames, params, T, H, W, out_size, temporal)
+    Ft, Fy, Fx = filterbanks(num_frames, params, T, H, W, out_size, temporal, sigma)
     x = frames.to(Ft.dtype)
     x = torch.bmm(Ft, x.reshape(B, T, C * H * W)).view(B, T_d, C, H, W)  # time, full resolution
     x = torch.matmul(x, Fx.transpose(-1, -2)[:, :, None])  # width:  [B,T_d,C,H,S]
@@ -157,12 +159,12 @@ def filterbank_sample_dense(frames: torch.Tensor, num_frames: torch.Tensor, para
 
 
 def filterbank_sample_per_video(frames: torch.Tensor, num_frames: torch.Tensor, params: SamplerParams,
-                                out_size: int, temporal: str = "gaussian") -> torch.Tensor:
+                                out_size: int, temporal: str = "gaussian", sigma: float = 1.0) -> torch.Tensor:
     """Official-style loop: each video's valid frames sliced and filtered on their own."""
     _check(frames, num_frames, params, out_size)
     outs = []
     for b in range(frames.shape[0]):
         n = int(num_frames[b])
         sub = SamplerParams(*(p[b:b + 1] for p in params.as_tuple()))
-        outs.append(filterbank_sample_dense(frames[b:b + 1, :n], num_frames[b:b + 1], sub, out_size, temporal))
+        outs.append(filterbank_sample_dense(frames[b:b + 1, :n], num_frames[b:b + 1], sub, out_size, temporal, sigma))
     return torch.cat(outs)

@@ -32,7 +32,7 @@ import triton
 import triton.language as tl
 
 from s2d_kernels._triton import KernelConfig, TunedKernel
-from s2d_kernels.sampler.banded import BAND_TAPS, band_rows, uint8_affine
+from s2d_kernels.sampler.banded import BAND_TAPS, _check_sigma, band_rows, uint8_affine
 from s2d_kernels.sampler.reference import SUM_CLAMP, SamplerParams, _check, spatial_grid, temporal_grid
 
 __all__ = ["filterbank_sample_triton", "temporal_band", "triton_backward", "triton_forward", "FWD", "BWD"]
@@ -302,7 +302,7 @@ def triton_backward(grad: torch.Tensor, tw: torch.Tensor, wy: torch.Tensor, wx: 
 def filterbank_sample_triton(frames: torch.Tensor, num_frames: torch.Tensor, params: SamplerParams,
                              out_size: int, *, mean: Sequence[float] | None = None,
                              std: Sequence[float] | None = None, temporal: str = "gaussian",
-                             layout: str = "btchw") -> torch.Tensor:
+                             layout: str = "btchw", sigma: float = 1.0) -> torch.Tensor:
     """Detail volume V̂ with the Triton kernels; same contract as `filterbank_sample`.
 
     `frames` uint8 (normalised on load with `mean`/`std`), float32, float16 or bfloat16, on a CUDA
@@ -326,8 +326,9 @@ def filterbank_sample_triton(frames: torch.Tensor, num_frames: torch.Tensor, par
     ts, tw = temporal_band(num_frames, params, T, temporal)
     _, _, mu_x = spatial_grid(params.dx, params.delta_x, W, S)
     _, _, mu_y = spatial_grid(params.dy, params.delta_y, H, S)
-    sy, wy = band_rows(mu_y.reshape(N, S), H)
-    sx, wx = band_rows(mu_x.reshape(N, S), W)
+    _check_sigma(sigma)
+    sy, wy = band_rows(mu_y.reshape(N, S), H, sigma=sigma)
+    sx, wx = band_rows(mu_x.reshape(N, S), W, sigma=sigma)
     if frames.requires_grad and not frames.is_contiguous():
         frames = frames.contiguous()  # the frames gradient is accumulated with the frames' strides
     from s2d_kernels.ops import triton_sample_op
