@@ -60,9 +60,16 @@ class LocatorConfig:
     #: a stage name ("res2".."res5") an earlier, finer one, for synopsis inputs so small that the last
     #: map has no spatial extent left (README, Numerics: options that depart from the official code).
     feature_stage: str | None = None
+    #: How the spatial centres learn: "pathwise" through the sampler (the paper's), or "smoothed":
+    #: from loss differences of windows shifted ±`smooth_px` (training only; see `s2d.smoothing`).
+    gradient: str = "pathwise"
+    smooth_px: float = 4.0
 
     def validate(self) -> None:
         _require(self.hidden >= 1, "locator.hidden must be >= 1")
+        _require(self.gradient in ("pathwise", "smoothed"),
+                 f"locator.gradient must be 'pathwise' or 'smoothed', got {self.gradient!r}")
+        _require(self.smooth_px > 0, f"locator.smooth_px must be > 0, got {self.smooth_px}")
         _require(self.feature_stage is None or self.feature_stage in FUSION_STAGES,
                  f"locator.feature_stage must be null or one of {FUSION_STAGES}, got {self.feature_stage!r}")
         _require(len(self.mlp) == 2 and all(d >= 1 for d in self.mlp), "locator.mlp must be two sizes >= 1")

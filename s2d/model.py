@@ -23,6 +23,7 @@ from s2d.fusion import ContextEncoder
 from s2d.hub import S2DHubMixin
 from s2d.locator import Locator
 from s2d.sampling import DetailSampler, SamplingParams, centre_crop_params
+from s2d.smoothing import ShiftProbe, moved, random_signs, surrogate_loss, window_of
 from s2d.synopsis import SynopsisNet, map_size, resize_nearest, uniform_sample
 from s2d.topk import topk_vector
 from s2d_kernels.backend import resolve_backend
@@ -39,6 +40,7 @@ class S2DOutput:
     topk_vector: torch.Tensor  # [B, K] k-hot (or masked softmax) vector s
     params: SamplingParams  # scaled sampling parameters (+ raw)
     detail: torch.Tensor | None = None  # V̂ when requested
+    shift_probe: ShiftProbe | None = None  # training with locator.gradient="smoothed"
 
 
 def check_clip(frames: torch.Tensor, num_frames: torch.Tensor | None) -> torch.Tensor:
@@ -128,10 +130,31 @@ class S2DNet(nn.Module, S2DHubMixin):
             raw = centre_crop_params(B, c.sampler.frames, W, H, c.sampler.size, frames.device)
         else:
             raw = self.locator(syn.feature_map, s)
-        volume = self.sampler(frames, num_frames, raw, backend=self.backend)
+        probe = None
+        view = raw
+        if self.training and look_at is None and not self.freeze_sampler and c.locator.gradient == "smoothed":
+            # the window learns from loss differences (see s2d.smoothing), not through the sampler
+            view = SamplerParams(*(p.detach() for p in raw.as_tuple()))
+            probe = self._shift_probe(frames, num_frames, raw, m, s, terms)
+        volume = self.sampler(frames, num_frames, view, backend=self.backend)
         logits = self.detail(volume, m, s, backend=self.backend, terms=terms)
         params = SamplingParams.from_raw(raw, num_frames, H, W, c.sampler.size)
-        return S2DOutput(logits, syn.logits, idx, s, params, volume if return_detail else None)
+        return S2DOutput(logits, syn.logits, idx, s, params, volume if return_detail else None, probe)
+
+    @torch.no_grad()
+    def _shift_probe(self, frames, num_frames, raw, m, s, terms) -> ShiftProbe:
+        """The detail net's logits at the locator's windows moved by ± random steps (s2d.smoothing)."""
+        c = self.config
+        H, W = frames.shape[-2:]
+        signs = random_signs(frames.shape[0], frames.device)
+        logits = []
+        for sign in (1.0, -1.0):
+            view = moved(raw, num_frames, sign * signs, c.locator.smooth_px, W, H, c.sampler.size)
+            volume = self.sampler(frames, num_frames, view, backend=self.backend)
+            logits.append(self.detail(volume, m, s, backend=self.backend, terms=terms))
+        with torch.enable_grad():
+            window = window_of(raw, num_frames, W, H, c.sampler.size)
+        return ShiftProbe(window, logits[0], logits[1], signs, c.locator.smooth_px)
 
     def predict(self, video, topk: int = 5, device=None):
         """Classify a video file or a uint8 clip `[T, H, W, 3]`: see `s2d.predict.predict`."""
@@ -139,5 +162,9 @@ class S2DNet(nn.Module, S2DHubMixin):
         return predict(self, video, topk=topk, device=device)
 
     def loss(self, out: S2DOutput, target: torch.Tensor) -> torch.Tensor:
-        """Training loss: CE(detail) + snet_loss_weight · CE(synopsis)."""
-        return F.cross_entropy(out.logits, target) + self.config.snet_loss_weight * F.cross_entropy(out.snet_logits, target)
+        """Training loss: CE(detail) + snet_loss_weight · CE(synopsis) (plus, with
+        `locator.gradient="smoothed"`, a zero-valued term carrying the centres' gradient)."""
+        loss = F.cross_entropy(out.logits, target) + self.config.snet_loss_weight * F.cross_entropy(out.snet_logits, target)
+        if out.shift_probe is not None:
+            loss = loss + surrogate_loss(out.shift_probe, target)
+        return loss

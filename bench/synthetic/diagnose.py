@@ -71,8 +71,9 @@ def _loss_and_grad(model: nn.Module, batch: dict[str, Any], cx: torch.Tensor, cy
     return loss.detach(), gx, gy
 
 
-def landscape(model: nn.Module, batch: dict[str, Any], stride: float, offsets=OFFSETS) -> dict[str, Any]:
-    """Probe (a): mean loss, accuracy, and how often dL/dx points toward the glyph, per x offset."""
+def landscape(model: nn.Module, batch: dict[str, Any], stride: float, offsets=OFFSETS, fd: int = 4) -> dict[str, Any]:
+    """Probe (a): mean loss, accuracy, and how often dL/dx points toward the glyph, per x offset; and
+    how often the loss difference between the windows `fd` px either side does (a smoothed slope)."""
     model.eval()
     fx, fy = batch["focus"][:, 0], batch["focus"][:, 1]
     rows = []
@@ -85,8 +86,18 @@ def landscape(model: nn.Module, batch: dict[str, Any], stride: float, offsets=OF
             acc = (model(batch["frames"], batch["num_frames"], look_at=raw).logits.argmax(1) == batch["labels"])
         toward = (gx * off > 0).float().mean().item() if off else float("nan")
         rows.append({"offset": off, "loss": loss.mean().item(), "top1": 100 * acc.float().mean().item(),
-                     "toward": toward, "grad_abs": gx.abs().mean().item(), "grad_mean": gx.mean().item()})
-    return {"stride": stride, "rows": rows}
+                     "toward": toward, "grad_abs": gx.abs().mean().item(), "grad_mean": gx.mean().item(),
+                     "per_clip_loss": loss.tolist()})
+    # The smoothed alternative: per-clip central differences of the loss over ±`fd` px.
+    by_offset = {r["offset"]: torch.tensor(r["per_clip_loss"]) for r in rows}
+    for r in rows:
+        off = r["offset"]
+        if off and off + fd in by_offset and off - fd in by_offset:
+            diff = by_offset[off + fd] - by_offset[off - fd]
+            r[f"fd{fd}_toward"] = (diff * off > 0).float().mean().item()
+    for r in rows:
+        del r["per_clip_loss"]
+    return {"stride": stride, "fd_px": fd, "rows": rows}
 
 
 def descent(model: nn.Module, batch: dict[str, Any], stride: float, steps: int = 40, lr: float = 1.0,
@@ -138,7 +149,7 @@ class _PositionLocator(nn.Module):
 
 def locator_alone(model: nn.Module, data_seed: int, steps: int, with_position: bool, batch_size: int = 16,
                   lr: float = 3e-4, warm_steps: int = 30, seed: int = 0, eval_batch: dict[str, Any] | None = None,
-                  start_stride: float = 1.3) -> dict[str, Any]:
+                  start_stride: float = 1.3, spread: int | None = None) -> dict[str, Any]:
     """Probe (c): a fresh locator, first fitted (no labels) to a centred window at `start_stride`,
     then trained on the classification loss with every other weight frozen."""
     torch.manual_seed(seed)
@@ -172,7 +183,7 @@ def locator_alone(model: nn.Module, data_seed: int, steps: int, with_position: b
     history = []
     start = 200_000  # far from every other use of the train split; the same clips for both variants
     for step in range(warm_steps + steps):
-        batch = clips("train", start + step * batch_size, batch_size, data_seed)
+        batch = clips("train", start + step * batch_size, batch_size, data_seed, spread)
         raw = run(batch, True)
         if step < warm_steps:  # fit the centred window: no labels, no ground truth
             target = window_params(torch.full((batch_size,), (W - 1) / 2), torch.full((batch_size,), (W - 1) / 2),
