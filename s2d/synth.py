@@ -11,8 +11,10 @@ classes, `s2d/label_lists/synth16.txt`).
   128 px frame with a 4 px solid border, 6 px after the synopsis' nearest resize to 32 px.
 - **Fine evidence** (the glyph) lives in the 16 px interior, only while the glyph is shown, and
   only at frequencies a reduced view cannot carry (below). The pause happens within `spread`
-  (12) px of the frame centre, so a 32-px window at 1-pixel stride must still be placed, per clip,
-  to hold the whole glyph (a fixed centre window holds it for about half of the clips).
+  (24) px of the frame centre, so a detail window must be placed per clip: a centred 32-sample
+  window holds the whole glyph for 12% of the clips at a 1-px stride, 26% at 1.3 px and 52% at
+  1.6 px, and only a stride of 2 px or more (two samples per glyph period, where the bars alias
+  away) holds nearly all of them.
 
 Why the glyph cannot leak through nearest-neighbour downscaling
 ----------------------------------------------------------------
@@ -37,11 +39,11 @@ Why the full-resolution clip does carry it
 ------------------------------------------
 Within the tile, the four colours form 2×2-pixel blocks: each block is a 1-pixel checker of two
 colours (period 2), and the four blocks pair the colours so that the block means draw bars of
-period 4. The S2DNet detail sampler filters with a Gaussian of σ = 1 pixel, which keeps about
-29% of a period-4 wave and 1.4% of a period-2 wave, so at a sampling stride up to 2 px (two
-samples per period) the detail volume shows the bars: horizontal or vertical, in luminance (u) or
-in red-green (v), the four glyphs. A network reading raw full-resolution pixels sees them
-directly. Note the flip side: the sampler's initial whole-frame view, a stride of 128/31 ≈ 4.13 px,
+period 4. The official S2DNet detail sampler filters with a Gaussian of σ = 1 pixel, which keeps
+about 29% of a period-4 wave and 1.4% of a period-2 wave; `sampler.sigma = 0.5` keeps 73% and 29%.
+At a sampling stride below 2 px (more than two samples per period) the detail volume shows the
+bars: horizontal or vertical, in luminance (u) or in red-green (v), the four glyphs. A network
+reading raw full-resolution pixels sees them directly. Note the flip side: the sampler's initial whole-frame view, a stride of 128/31 ≈ 4.13 px,
 is as blind to the glyphs as the 32-px views above (`bench/synthetic/run.py` explains how the
 training deals with it).
 
@@ -178,7 +180,7 @@ def _label_for(seed: int, split_id: int, index: int, num_classes: int) -> int:
 
 
 def sample_params(seed: int, split: str, index: int, frames: int = 16, resolution: int = 128,
-                  noise_std: float = 6.0, num_distractors: int = 3, spread: int = 12) -> ClipParams:
+                  noise_std: float = 6.0, num_distractors: int = 3, spread: int = 24) -> ClipParams:
     """The random choices of clip `index` of `split`, a pure function of its arguments.
 
     The object pauses (and shows its glyph) at a position drawn uniformly within `spread` pixels
@@ -291,7 +293,7 @@ class SyntheticDetailDataset(Dataset):
     """
 
     def __init__(self, split: str = "train", size: int = 1024, seed: int = 0, frames: int = 16,
-                 resolution: int = 128, noise_std: float = 6.0, num_distractors: int = 3, spread: int = 12,
+                 resolution: int = 128, noise_std: float = 6.0, num_distractors: int = 3, spread: int = 24,
                  cache: bool = False) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")

@@ -1,16 +1,19 @@
-"""`python -m s2d demo [--out DIR] [--num N]`: S2DNet at work on synthetic clips, end to end.
+"""`python -m s2d demo [--out DIR] [--num N] [--eval M]`: S2DNet at work on synthetic clips, end to end.
 
-Renders a few clips of the synthetic detail benchmark (`s2d.synth`, held-out `test` split),
-writes them as mp4 files, reads them back like any video, classifies them with the trained
-`s2dnet-x3d-synth` model shipped in the zoo, and prints, per clip, the ground truth, the synopsis
-net's top-k (which should hold the right direction but cannot see the glyph) and the final
-prediction after the detail net looked closer. For each clip it writes `<clip>.png` (contact sheet
-of the sampled regions and detail frames) and `<clip>.gif` beside the videos.
+First it scores the trained `s2dnet-x3d-synth` model shipped in the zoo on `--eval` held-out clips
+of the synthetic detail benchmark (`s2d.synth`, `test` split, data seed `--seed`): top-1, the
+synopsis net's top-1 (colour only: it cannot see the glyph), and how often the detail frames that
+show the glyph had the whole glyph area in view, counted on the window the pictures draw. The same
+model with stage 1's fixed centre crop instead of its locator is scored beside it. Then, for
+`--num` clips, it writes mp4 files, reads them back like any video, and prints per clip the ground
+truth, the synopsis top-k, the prediction and where it looked, with `<clip>.png` (contact sheet of
+the sampled regions and detail frames) and `<clip>.gif` beside the videos.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,9 +21,13 @@ DEFAULT_MODEL = "s2dnet-x3d-synth"
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="s2d-demo", metavar="DIR",
-                        help="folder for the clips (mp4) and pictures (png, gif); default ./s2d-demo")
-    parser.add_argument("--num", type=int, default=4, metavar="N", help="number of clips (default 4)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="folder for the clips (mp4) and pictures (png, gif); default: s2d-demo in the "
+                             "system's temporary folder")
+    parser.add_argument("--num", type=int, default=4, metavar="N",
+                        help="clips shown one by one, with pictures (default 4)")
+    parser.add_argument("--eval", type=int, default=32, metavar="M",
+                        help="held-out clips the accuracy is measured on (default 32; 0 skips it)")
     parser.add_argument("--start", type=int, default=0, help="first clip index of the test split (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="data seed of the synthetic clips (default 0)")
     parser.add_argument("--model", default=DEFAULT_MODEL,
@@ -41,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from s2d.viz import save_visualisation
     from s2d.zoo import ZooError, load
 
-    if args.num < 1:
-        print("error: --num must be at least 1", file=sys.stderr)
+    if args.num < 0 or args.eval < 0 or args.num + args.eval < 1:
+        print("error: --num and --eval must be >= 0, and not both 0", file=sys.stderr)
         return 2
     started = time.perf_counter()
     try:
@@ -57,12 +64,25 @@ def run(args: argparse.Namespace) -> int:
         return 2
     model.pretrained = True
     T, R = config.dense_frames, config.dense_size
-    data = SyntheticDetailDataset("test", args.start + args.num, seed=args.seed, frames=T, resolution=R)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    data = SyntheticDetailDataset("test", args.start + max(args.num, args.eval), seed=args.seed, frames=T,
+                                  resolution=R)
+    out = Path(args.out) if args.out else Path(tempfile.gettempdir()) / "s2d-demo"
     print(f"model {args.model}: synopsis {config.synopsis.frames}x{config.synopsis.size}^2 (nearest) -> top-{config.topk} "
           f"-> detail {config.sampler.frames}x{config.sampler.size}^2 sampled from {T}x{R}^2 clips")
+    if args.eval:
+        score = evaluate(model, data, range(args.start, args.start + args.eval), device=args.device)
+        fixed = evaluate(model, data, range(args.start, args.start + args.eval), device=args.device, centre_crop=True)
+        print(f"\n{args.eval} held-out clips (test split, data seed {args.seed}):")
+        print(f"  top-1 {score['top1']:.1f}%   synopsis top-1 {score['synopsis_top1']:.1f}% (colour only)   "
+              f"glyph in view {score['glyph_in_view']:.1f}% of the detail frames showing it")
+        print(f"  same model, fixed centre crop instead of the locator: top-1 {fixed['top1']:.1f}%, glyph in view "
+              f"{fixed['glyph_in_view']:.1f}%")
+    if not args.num:
+        print(f"\n{time.perf_counter() - started:.1f} s")
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
     correct = synopsis_hit = 0
+    print(f"\nclip by clip ({args.num}):")
     for index in range(args.start, args.start + args.num):
         sample = data[index]
         truth = data.params(index)
@@ -87,6 +107,41 @@ def run(args: argparse.Namespace) -> int:
               f"glyph area in view (zoomed) in {sum(looked['on_object'])}/{len(looked['on_object'])} detail frames")
         for p in save_visualisation(pred, config, out):
             print(f"  wrote {p}")
-    print(f"\n{correct}/{args.num} correct; synopsis top-{config.topk} held the truth for {synopsis_hit}/{args.num}; "
-          f"{time.perf_counter() - started:.1f} s")
+    print(f"\n{correct}/{args.num} shown clips correct; synopsis top-{config.topk} held the truth for "
+          f"{synopsis_hit}/{args.num}; pictures in {out}; {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def evaluate(model, data, indices, device: str = "cpu", centre_crop: bool = False, batch_size: int = 16) -> dict:
+    """Top-1, synopsis top-1 and glyph-in-view rate (percent) of `model` on clips `indices` of
+    `data`, in memory (no video files); `centre_crop` looks where stage 1 did instead."""
+    import torch
+
+    from s2d.data import collate
+    from s2d.synth import where_it_looked
+
+    config = model.config
+    was_frozen = model.freeze_sampler
+    model.set_freeze_sampler(centre_crop)
+    model.eval()
+    hits = synopsis_hits = in_view = shown = 0
+    indices = list(indices)
+    try:
+        for i in range(0, len(indices), batch_size):
+            chunk = indices[i:i + batch_size]
+            batch = collate([data[j] for j in chunk])
+            frames = batch["frames"].permute(0, 1, 4, 2, 3).to(device)
+            with torch.no_grad():
+                out = model(frames, batch["num_frames"].to(device))
+            labels = batch["labels"].to(device)
+            hits += int((out.logits.argmax(1) == labels).sum())
+            synopsis_hits += int((out.snet_logits.argmax(1) == labels).sum())
+            truth = [data.params(j) for j in chunk]
+            for clip in where_it_looked(out.params, truth, config.dense_frames, config.sampler.size):
+                shown += sum(clip["glyph_shown"])
+                in_view += sum(o and g for o, g in zip(clip["on_object"], clip["glyph_shown"]))
+    finally:
+        model.set_freeze_sampler(was_frozen)
+    n = len(indices)
+    return {"clips": n, "top1": 100 * hits / n, "synopsis_top1": 100 * synopsis_hits / n,
+            "glyph_in_view": 100 * in_view / max(1, shown)}
