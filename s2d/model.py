@@ -4,10 +4,11 @@
 here with the config's mean/std, or float, taken as already normalised) and returns `S2DOutput`.
 
 `S2DNet.backend` ("auto" | "torch" | "triton" | "reference", `S2D_BACKEND` overriding "auto")
-picks the kernels: the sampler's, the fusion GEMM's and the context path's. "reference" runs the
-official algebra throughout (dense sampler, `[s ; g]` and broadcast concatenations); the others
-compute the context terms by gathering the k top-k weight columns (`s2d_kernels.context`), with
-the same parameters, outputs and gradients.
+is resolved once per forward and picks the kernels of every op on one path: the context
+(`s2d_kernels.context`), the sampler and the fusion. "reference" runs the official algebra
+throughout (dense sampler, `[s ; g]` and broadcast concatenations); the others gather the k
+top-k weight columns and add per-video context terms, with the same parameters, outputs and
+gradients.
 """
 from __future__ import annotations
 
@@ -22,11 +23,10 @@ from s2d.detail import DetailNet
 from s2d.fusion import ContextEncoder
 from s2d.hub import S2DHubMixin
 from s2d.locator import Locator
-from s2d.sampling import DetailSampler, SamplingParams, centre_crop_params
+from s2d.sampling import DetailSampler, SamplingWindow, centre_crop_params
 from s2d.synopsis import SynopsisNet, map_size, resize_nearest, uniform_sample
-from s2d.topk import topk_vector
 from s2d_kernels.backend import resolve_backend
-from s2d_kernels.sampler import SamplerParams, normalize_frames
+from s2d_kernels.sampler import RawSampling, normalize_frames
 
 
 @dataclass
@@ -37,8 +37,9 @@ class S2DOutput:
     snet_logits: torch.Tensor  # [B, K]
     topk: torch.Tensor  # [B, k] synopsis top-k class indices
     topk_vector: torch.Tensor  # [B, K] k-hot (or masked softmax) vector s
-    params: SamplingParams  # scaled sampling parameters (+ raw)
+    params: SamplingWindow  # where the sampler looked (scaled; + the raw locator outputs)
     detail: torch.Tensor | None = None  # V̂ when requested
+    detail_layout: str = "btchw"  # layout of `detail`: "btchw" [B, T_d, 3, S, S] or "bcthw" [B, 3, T_d, S, S]
 
 
 def check_clip(frames: torch.Tensor, num_frames: torch.Tensor | None) -> torch.Tensor:
@@ -107,31 +108,25 @@ class S2DNet(nn.Module, S2DHubMixin):
         return resize_nearest(clip, self.config.synopsis.size)
 
     def forward(self, frames: torch.Tensor, num_frames: torch.Tensor | None = None,
-                return_detail: bool = False, look_at: SamplerParams | None = None) -> S2DOutput:
+                return_detail: bool = False, look_at: RawSampling | None = None) -> S2DOutput:
         """Classify dense clips; `look_at` (raw sampling parameters) overrides where the detail
         sampler looks, for probing the detail net at chosen windows."""
         c = self.config
         num_frames = check_clip(frames, num_frames)
         B, _, _, H, W = frames.shape
+        backend = resolve_backend(self.backend, frames.device)
         syn = self.synopsis(self.synopsis_clip(frames, num_frames))
-        if resolve_backend(self.backend, frames.device) == "reference":
-            # the official algebra: K-wide matmul on [s ; g], broadcast concatenations in the detail net
-            idx, s = topk_vector(syn.logits, c.topk, c.topk_scheme)
-            m, terms = self.context(s, syn.pooled), None
-        else:
-            # fused context path: k gathered weight columns, per-video biases for fusion and classifier
-            terms = self.context.terms(syn.logits, syn.pooled, c.topk, c.topk_scheme, *self.detail.context_weights())
-            idx, s, m = terms.topk, terms.s, terms.m
+        idx, s, m = self.context(syn.logits, syn.pooled, c.topk, c.topk_scheme, backend)
         if look_at is not None:
             raw = look_at
         elif self.freeze_sampler:
             raw = centre_crop_params(B, c.sampler.frames, W, H, c.sampler.size, frames.device)
         else:
             raw = self.locator(syn.feature_map, s)
-        volume = self.sampler(frames, num_frames, raw, backend=self.backend)
-        logits = self.detail(volume, m, s, backend=self.backend, terms=terms)
-        params = SamplingParams.from_raw(raw, num_frames, H, W, c.sampler.size)
-        return S2DOutput(logits, syn.logits, idx, s, params, volume if return_detail else None)
+        volume = self.sampler(frames, num_frames, raw, backend=backend)
+        logits = self.detail(volume, m, s, idx, backend=backend)
+        window = SamplingWindow.from_raw(raw, num_frames, H, W, c.sampler.size)
+        return S2DOutput(logits, syn.logits, idx, s, window, volume if return_detail else None, self.sampler.layout)
 
     def predict(self, video, topk: int = 5, device=None):
         """Classify a video file or a uint8 clip `[T, H, W, 3]`: see `s2d.predict.predict`."""

@@ -376,7 +376,7 @@ def no_leak_check(params: ClipParams, frames: int, resolution: int, views: Seque
 
 def where_it_looked(sampling: Any, truth: Sequence[ClipParams], dense_frames: int, sampler_size: int,
                     max_stride: float = 2.0) -> list[dict[str, Any]]:
-    """Score an S2DNet's sampling (`S2DOutput.params`, a `SamplingParams`) against ground truth.
+    """Score an S2DNet's sampling (`S2DOutput.params`, a `SamplingWindow`) against ground truth.
 
     Per clip and detail frame j: the input frame nearest the frame's temporal grid point μ_t(j),
     its spatial stride, and whether it is *on the glyph*: stride at most `max_stride` px (2 px
