@@ -323,6 +323,21 @@ def test_gradient_normalisation_rescales_what_reaches_the_locator():
     torch.testing.assert_close(got[0], want[0])
 
 
+def test_sampled_box_is_the_extent_of_the_sample_points():
+    """`sampled_box` spans exactly the first and last grid points of `spatial_grid`."""
+    from s2d.sampling import SamplingWindow, sampled_box
+    from s2d_kernels.sampler import RawSampling, spatial_grid
+
+    g = torch.Generator().manual_seed(0)
+    raw = RawSampling(torch.randn(2, generator=g), torch.randn(2, generator=g),
+                      *(torch.randn(2, 3, generator=g) * 0.5 for _ in range(4)))
+    H, W, S = 40, 56, 7
+    box = sampled_box(SamplingWindow.from_raw(raw, torch.tensor([9, 5]), H, W, S), S)
+    _, _, gx = spatial_grid(raw.dx, raw.delta_x, W, S)
+    _, _, gy = spatial_grid(raw.dy, raw.delta_y, H, S)
+    torch.testing.assert_close(box, torch.stack([gx[..., 0], gy[..., 0], gx[..., -1], gy[..., -1]], -1))
+
+
 def test_locator_initialisation_starts_near_the_defaults():
     model = tiny("s2dnet-tsm-sthv2").eval()
     with torch.no_grad():
