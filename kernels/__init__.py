@@ -1,24 +1,28 @@
 """s2d_kernels: the compute kernels of S2DNet, each beside its pure-torch reference.
 
-Sub-packages, one per op:
+Sub-packages, one per op, all of the same shape: `reference.py` (the official algebra), the fast
+paths beside it, their `torch.library` registrations beside them (`*_op.py`: fake impls,
+autograd, FLOP formulas), and one public function in `__init__.py` taking
+`backend="auto" | "torch" | "triton" | "reference"` (see `s2d_kernels.backend`; `S2D_BACKEND`
+overrides "auto") that dispatches once:
 
-- `s2d_kernels.sampler`: the Gaussian filterbank detail sampler (and its linear-temporal ablation):
-  dense reference and official-style per-video loop (`reference.py`), the fast banded torch path
-  (`banded.py`) and the Triton kernels (`triton_sampler.py`);
-- `s2d_kernels.fusion`: context fusion, `ReLU(W · [x ; m])` computed as `ReLU(W_x·x + W_m·m)`
-  (torch, and a Triton GEMM with the bias + ReLU epilogue in `triton_fusion.py`);
-- `s2d_kernels.context`: the per-video context path (top-k → s → m → the context term of every
-  fusion stage and of the classifier), gathering k weight columns instead of K-wide matmuls.
+- `s2d_kernels.sampler.filterbank_sample`: the Gaussian filterbank detail sampler (and its
+  linear-temporal ablation): dense reference, banded torch path, Triton kernels; every path
+  builds its filter rows with `sampler.bands`;
+- `s2d_kernels.fusion.context_fusion`: context fusion `ReLU(W · [x ; m])` computed as
+  `ReLU(W_x·x + W_m·m)` (torch, and a Triton GEMM with the bias + ReLU epilogue);
+- `s2d_kernels.context.synopsis_context` / `context_classifier`: the per-video context path
+  (top-k → s → m, and the classifier on `[feature ; m ; s]`), gathering k weight columns instead
+  of K-wide matmuls (small per-video work: "triton" runs the same torch code).
 
-Every op has one public function taking `backend="auto" | "torch" | "triton" | "reference"`
-(see `s2d_kernels.backend`; `S2D_BACKEND` overrides "auto"). The heavy parts are registered as
-`torch.library` custom ops with fake impls, autograd and FLOP formulas (`s2d_kernels.ops`).
 `s2d_kernels.aot` compiles the Triton kernels for sm_80/sm_90 without a GPU, and
 `python -m s2d_kernels.sampler.bench` times the CPU sampler paths. Importing this package never
 needs a GPU or Triton.
 """
 from s2d_kernels.backend import BACKENDS, resolve_backend
+from s2d_kernels.context import context_classifier, synopsis_context
 from s2d_kernels.fusion import context_fusion
-from s2d_kernels.sampler import SamplerParams, filterbank_sample
+from s2d_kernels.sampler import RawSampling, SamplerParams, filterbank_sample
 
-__all__ = ["BACKENDS", "resolve_backend", "SamplerParams", "filterbank_sample", "context_fusion"]
+__all__ = ["BACKENDS", "resolve_backend", "RawSampling", "SamplerParams", "filterbank_sample", "context_fusion",
+           "synopsis_context", "context_classifier"]

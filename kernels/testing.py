@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import torch
 
 from s2d_kernels.sampler import filterbank_sample, normalize_frames
-from s2d_kernels.sampler.reference import SamplerParams, filterbank_sample_dense, filterbanks
+from s2d_kernels.sampler.params import RawSampling
+from s2d_kernels.sampler.reference import filterbank_sample_dense, filterbanks
 
 __all__ = ["SamplerCase", "assert_as_accurate", "assert_close_scaled", "check_sampler_backend", "dense_float64",
            "make_case", "sampler_inputs", "scaled_error"]
@@ -63,7 +64,7 @@ class SamplerCase:
 
     frames: torch.Tensor
     num_frames: torch.Tensor
-    params: SamplerParams
+    params: RawSampling
     out_size: int
 
     def raw(self, requires_grad: bool = False, dtype: torch.dtype | None = None) -> list[torch.Tensor]:
@@ -91,19 +92,19 @@ def make_case(batch: int, frames: int, height: int, width: int, out_frames: int,
     def r(*s, scale):
         return torch.randn(*s, generator=g) * scale * spread
 
-    p = SamplerParams(r(batch, scale=0.7), r(batch, scale=0.3), r(batch, out_frames, scale=0.7),
+    p = RawSampling(r(batch, scale=0.7), r(batch, scale=0.3), r(batch, out_frames, scale=0.7),
                       r(batch, out_frames, scale=0.7), r(batch, out_frames, scale=0.3),
                       r(batch, out_frames, scale=0.3))
-    p = SamplerParams(*(t.to(device) for t in p.as_tuple()))
+    p = RawSampling(*(t.to(device) for t in p.as_tuple()))
     return SamplerCase(x.to(device), n.to(device), p, out_size)
 
 
-def dense_float64(frames: torch.Tensor, num_frames: torch.Tensor, params: SamplerParams, out_size: int,
+def dense_float64(frames: torch.Tensor, num_frames: torch.Tensor, params: RawSampling, out_size: int,
                   temporal: str = "gaussian") -> torch.Tensor:
     """The dense reference algorithm evaluated in float64 (filterbanks and contraction): the
     "truth" against which float32 paths are judged when float32 rounding itself is the question."""
     B, T, C, H, W = frames.shape
-    p64 = SamplerParams(*(t.double() for t in params.as_tuple()))
+    p64 = RawSampling(*(t.double() for t in params.as_tuple()))
     Ft, Fy, Fx = filterbanks(num_frames, p64, T, H, W, out_size, temporal)
     x = torch.bmm(Ft, frames.double().reshape(B, T, C * H * W)).view(B, -1, C, H, W)
     x = torch.matmul(x, Fx.transpose(-1, -2)[:, :, None])
@@ -179,7 +180,7 @@ def check_sampler_backend(inp: dict, backend: str) -> None:
         fr = (norm.double() if which == "truth" else (case.frames if which == "fast" else norm)).clone()
         fr.requires_grad_(float_in)
         raw = case.raw(True, torch.float64 if which == "truth" else None)
-        p = SamplerParams(*raw)
+        p = RawSampling(*raw)
         if which == "fast":
             out = filterbank_sample(fr, case.num_frames, p, S, mean=FUZZ_MEAN, std=FUZZ_STD, temporal=temporal,
                                     layout=layout, backend=backend)

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from s2d.backbones import build_backbone, run_backbone
 from s2d.config import DetailConfig, FusionConfig
 from s2d.fusion import StageFusion
-from s2d_kernels.context import ContextTerms
+from s2d_kernels.context import context_classifier
 
 
 class DetailNet(nn.Module):
@@ -27,40 +26,24 @@ class DetailNet(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc = nn.Linear(self.backbone.embed_dim + extra, num_classes)
 
-    def context_weights(self) -> tuple[list[torch.Tensor], torch.Tensor | None, torch.Tensor | None]:
-        """What `s2d_kernels.context.context_terms` needs: the fusion weights (in `self.fusion`
-        order) and, when the classifier takes `[m ; s]`, its weight and bias."""
-        stages = [f.weight for f in self.fusion.values()]
-        if not self.fusion_cfg.classifier:
-            return stages, None, None
-        return stages, self.fc.weight, self.fc.bias
-
-    def forward(self, volume: torch.Tensor, m: torch.Tensor | None, s: torch.Tensor | None,
-                backend: str = "auto", terms: ContextTerms | None = None) -> torch.Tensor:
+    def forward(self, volume: torch.Tensor, m: torch.Tensor, s: torch.Tensor, topk: torch.Tensor,
+                backend: str = "auto") -> torch.Tensor:
         """`volume`: `[B, T_d, 3, S, S]` (TSM) or `[B, 3, T_d, S, S]` (X3D) → logits `[B, K]`.
 
-        Context from `m` and `s` (the official concatenations, fused per `backend`), or from
-        `terms` (built with `context_weights`): per-video biases of the fusion GEMMs and of the
-        classifier, so neither `[x ; m]` nor `[feature ; m ; s]` is ever materialised.
+        The context (`m`, `s` and the top-k indices from the synopsis) enters the fusion stages
+        and, when configured, the classifier, each computed per `backend` (the official
+        concatenations on "reference", per-video terms otherwise).
         """
         layout = self.backbone.layout
         x = volume.reshape(-1, *volume.shape[2:]) if layout == "frames" else volume
-        stage_bias = dict(zip(self.fusion.keys(), terms.stage_bias)) if terms is not None else {}
 
         def fuse(name: str, x: torch.Tensor) -> torch.Tensor:
             if name not in self.fusion:
                 return x
-            return self.fusion[name](x, m, layout, backend, bias=stage_bias.get(name))
+            return self.fusion[name](x, m, layout, backend)
 
         _, pooled = run_backbone(self.backbone, x, fuse if len(self.fusion) else None)  # [B, T', E]
         feats = self.dropout(pooled)
         if not self.fusion_cfg.classifier:
             return self.fc(feats).mean(1)
-        if terms is not None:
-            E = feats.shape[2]
-            per_frame = F.linear(feats, self.fc.weight[:, :E])  # the [m ; s] columns and bias: per video
-            return per_frame.mean(1) + terms.classifier_bias.to(per_frame.dtype)
-        T = feats.shape[1]
-        ctx = torch.cat([m, s.to(m.dtype)], 1)[:, None].expand(-1, T, -1)  # each video its own s
-        feats = torch.cat([feats, ctx.to(feats.dtype)], 2)
-        return self.fc(feats).mean(1)
+        return context_classifier(feats, m, s, topk, self.fc.weight, self.fc.bias, backend=backend)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from s2d.config import LocatorConfig
-from s2d_kernels.sampler import SamplerParams
+from s2d_kernels.sampler import RawSampling
 
 
 class Locator(nn.Module):
@@ -46,8 +46,8 @@ class Locator(nn.Module):
         for m in (self.temporal_offset, self.temporal_stride, self.spatial_offset, self.spatial_stride):
             nn.init.kaiming_uniform_(m.weight, a=a)
 
-    def forward(self, feature_map: torch.Tensor, s: torch.Tensor) -> SamplerParams:
-        """`feature_map` `[B, C, T, h, w]`, `s` `[B, K]` → raw `SamplerParams`."""
+    def forward(self, feature_map: torch.Tensor, s: torch.Tensor) -> RawSampling:
+        """`feature_map` `[B, C, T, h, w]`, `s` `[B, K]` → raw `RawSampling`."""
         B, _, T, h, w = feature_map.shape
         ctx = s.to(feature_map.dtype)[:, :, None, None, None].expand(-1, -1, T, h, w)
         x = self.conv_bn(torch.relu(self.conv(torch.cat([feature_map, ctx], 1))))
@@ -62,4 +62,4 @@ class Locator(nn.Module):
         xs = torch.cat([x, dt.to(x.dtype), delta_t.to(x.dtype)], 1)
         off = self.spatial_offset(xs).float().view(B, self.out_frames, 2)
         stride = self.spatial_stride(xs).float().view(B, self.out_frames, 2)
-        return SamplerParams(dt[:, 0], delta_t[:, 0], off[..., 0], off[..., 1], stride[..., 0], stride[..., 1])
+        return RawSampling(dt[:, 0], delta_t[:, 0], off[..., 0], off[..., 1], stride[..., 0], stride[..., 1])

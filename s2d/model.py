@@ -4,10 +4,11 @@
 here with the config's mean/std, or float, taken as already normalised) and returns `S2DOutput`.
 
 `S2DNet.backend` ("auto" | "torch" | "triton" | "reference", `S2D_BACKEND` overriding "auto")
-picks the kernels: the sampler's, the fusion GEMM's and the context path's. "reference" runs the
-official algebra throughout (dense sampler, `[s ; g]` and broadcast concatenations); the others
-compute the context terms by gathering the k top-k weight columns (`s2d_kernels.context`), with
-the same parameters, outputs and gradients.
+is resolved once per forward and picks the kernels of every op on one path: the context
+(`s2d_kernels.context`), the sampler and the fusion. "reference" runs the official algebra
+throughout (dense sampler, `[s ; g]` and broadcast concatenations); the others gather the k
+top-k weight columns and add per-video context terms, with the same parameters, outputs and
+gradients.
 """
 from __future__ import annotations
 
@@ -22,12 +23,11 @@ from s2d.detail import DetailNet
 from s2d.fusion import ContextEncoder
 from s2d.hub import S2DHubMixin
 from s2d.locator import Locator
-from s2d.sampling import DetailSampler, SamplingParams, centre_crop_params
+from s2d.sampling import DetailSampler, SamplingWindow, centre_crop_params
 from s2d.smoothing import ShiftProbe, moved, random_signs, surrogate_loss, window_of
 from s2d.synopsis import SynopsisNet, map_size, resize_nearest, uniform_sample
-from s2d.topk import topk_vector
 from s2d_kernels.backend import resolve_backend
-from s2d_kernels.sampler import SamplerParams, normalize_frames
+from s2d_kernels.sampler import RawSampling, normalize_frames
 
 
 @dataclass
@@ -38,8 +38,9 @@ class S2DOutput:
     snet_logits: torch.Tensor  # [B, K]
     topk: torch.Tensor  # [B, k] synopsis top-k class indices
     topk_vector: torch.Tensor  # [B, K] k-hot (or masked softmax) vector s
-    params: SamplingParams  # scaled sampling parameters (+ raw)
+    params: SamplingWindow  # where the sampler looked (scaled; + the raw locator outputs)
     detail: torch.Tensor | None = None  # V̂ when requested
+    detail_layout: str = "btchw"  # layout of `detail`: "btchw" [B, T_d, 3, S, S] or "bcthw" [B, 3, T_d, S, S]
     shift_probe: ShiftProbe | None = None  # training with locator.gradient="smoothed"
 
 
@@ -109,21 +110,15 @@ class S2DNet(nn.Module, S2DHubMixin):
         return resize_nearest(clip, self.config.synopsis.size)
 
     def forward(self, frames: torch.Tensor, num_frames: torch.Tensor | None = None,
-                return_detail: bool = False, look_at: SamplerParams | None = None) -> S2DOutput:
+                return_detail: bool = False, look_at: RawSampling | None = None) -> S2DOutput:
         """Classify dense clips; `look_at` (raw sampling parameters) overrides where the detail
         sampler looks, for probing the detail net at chosen windows."""
         c = self.config
         num_frames = check_clip(frames, num_frames)
         B, _, _, H, W = frames.shape
+        backend = resolve_backend(self.backend, frames.device)
         syn = self.synopsis(self.synopsis_clip(frames, num_frames))
-        if resolve_backend(self.backend, frames.device) == "reference":
-            # the official algebra: K-wide matmul on [s ; g], broadcast concatenations in the detail net
-            idx, s = topk_vector(syn.logits, c.topk, c.topk_scheme)
-            m, terms = self.context(s, syn.pooled), None
-        else:
-            # fused context path: k gathered weight columns, per-video biases for fusion and classifier
-            terms = self.context.terms(syn.logits, syn.pooled, c.topk, c.topk_scheme, *self.detail.context_weights())
-            idx, s, m = terms.topk, terms.s, terms.m
+        idx, s, m = self.context(syn.logits, syn.pooled, c.topk, c.topk_scheme, backend)
         if look_at is not None:
             raw = look_at
         elif self.freeze_sampler:
@@ -134,15 +129,16 @@ class S2DNet(nn.Module, S2DHubMixin):
         view = raw
         if self.training and look_at is None and not self.freeze_sampler and c.locator.gradient == "smoothed":
             # the window learns from loss differences (see s2d.smoothing), not through the sampler
-            view = SamplerParams(*(p.detach() for p in raw.as_tuple()))
-            probe = self._shift_probe(frames, num_frames, raw, m, s, terms)
-        volume = self.sampler(frames, num_frames, view, backend=self.backend)
-        logits = self.detail(volume, m, s, backend=self.backend, terms=terms)
-        params = SamplingParams.from_raw(raw, num_frames, H, W, c.sampler.size)
-        return S2DOutput(logits, syn.logits, idx, s, params, volume if return_detail else None, probe)
+            view = RawSampling(*(p.detach() for p in raw.as_tuple()))
+            probe = self._shift_probe(frames, num_frames, raw, m, s, idx, backend)
+        volume = self.sampler(frames, num_frames, view, backend=backend)
+        logits = self.detail(volume, m, s, idx, backend=backend)
+        window = SamplingWindow.from_raw(raw, num_frames, H, W, c.sampler.size)
+        return S2DOutput(logits, syn.logits, idx, s, window, volume if return_detail else None, self.sampler.layout,
+                         probe)
 
     @torch.no_grad()
-    def _shift_probe(self, frames, num_frames, raw, m, s, terms) -> ShiftProbe:
+    def _shift_probe(self, frames, num_frames, raw, m, s, idx, backend: str) -> ShiftProbe:
         """The detail net's logits at the locator's windows moved by ± random steps (s2d.smoothing)."""
         c = self.config
         H, W = frames.shape[-2:]
@@ -150,8 +146,8 @@ class S2DNet(nn.Module, S2DHubMixin):
         logits = []
         for sign in (1.0, -1.0):
             view = moved(raw, num_frames, sign * signs, c.locator.smooth_px, W, H, c.sampler.size)
-            volume = self.sampler(frames, num_frames, view, backend=self.backend)
-            logits.append(self.detail(volume, m, s, backend=self.backend, terms=terms))
+            volume = self.sampler(frames, num_frames, view, backend=backend)
+            logits.append(self.detail(volume, m, s, idx, backend=backend))
         with torch.enable_grad():
             window = window_of(raw, num_frames, W, H, c.sampler.size)
         return ShiftProbe(window, logits[0], logits[1], signs, c.locator.smooth_px)

@@ -1,4 +1,9 @@
-"""Detail sampler module: raw locator outputs → scaled sampling parameters → detail volume V̂."""
+"""Detail sampler module: raw locator outputs (`RawSampling`) → where it looks (`SamplingWindow`) → V̂.
+
+`sampled_box` is the one definition of the region a detail frame covers: the extent of its
+sample points, `centre ± stride·(S−1)/2` per axis (the S grid points of `spatial_grid`; each
+point is a σ = 1 Gaussian, so the pixels read reach about 2 px further).
+"""
 from __future__ import annotations
 
 import math
@@ -8,11 +13,11 @@ import torch
 from torch import nn
 
 from s2d.config import SamplerConfig
-from s2d_kernels.sampler import SamplerParams, filterbank_sample, spatial_grid, temporal_grid
+from s2d_kernels.sampler import RawSampling, filterbank_sample, spatial_grid, temporal_grid
 
 
 @dataclass
-class SamplingParams:
+class SamplingWindow:
     """Where the detail sampler looked, in input units: frames for time, pixels for space.
 
     `centre_t`, `stride_t`: `[B]`; `centre_x`, `centre_y`, `stride_x`, `stride_y`: `[B, T_d]`;
@@ -25,14 +30,29 @@ class SamplingParams:
     centre_y: torch.Tensor
     stride_x: torch.Tensor
     stride_y: torch.Tensor
-    raw: SamplerParams
+    raw: RawSampling
 
     @staticmethod
-    def from_raw(raw: SamplerParams, num_frames: torch.Tensor, height: int, width: int, out_size: int):
+    def from_raw(raw: RawSampling, num_frames: torch.Tensor, height: int, width: int,
+                 out_size: int) -> "SamplingWindow":
+        """Scale the locator's raw outputs for a clip of `height × width` and `num_frames` frames."""
         ct, st, _ = temporal_grid(raw.dt, raw.delta_t, num_frames, raw.out_frames)
         cx, sx, _ = spatial_grid(raw.dx, raw.delta_x, width, out_size)
         cy, sy, _ = spatial_grid(raw.dy, raw.delta_y, height, out_size)
-        return SamplingParams(ct, st, cx, cy, sx, sy, raw)
+        return SamplingWindow(ct, st, cx, cy, sx, sy, raw)
+
+
+#: Former name of `SamplingWindow`, kept so existing code keeps working.
+SamplingParams = SamplingWindow
+
+
+def sampled_box(window: SamplingWindow, out_size: int) -> torch.Tensor:
+    """Where each detail frame looked: `[B, T_d, 4]` boxes `(x0, y0, x1, y1)` in input pixels,
+    the extent of its S×S sample points, `centre ± stride·(S−1)/2` per axis."""
+    reach = (out_size - 1) / 2
+    hx, hy = window.stride_x * reach, window.stride_y * reach
+    cx, cy = window.centre_x, window.centre_y
+    return torch.stack([cx - hx, cy - hy, cx + hx, cy + hy], -1)
 
 
 class _NormalizeGrad(torch.autograd.Function):
@@ -54,17 +74,17 @@ def normalize_grad(x: torch.Tensor) -> torch.Tensor:
 
 
 def centre_crop_params(batch: int, out_frames: int, width: int, height: int, out_size: int,
-                       device=None) -> SamplerParams:
+                       device=None) -> RawSampling:
     """Raw parameters of stage 1 (θ frozen): uniform frames over the clip, 1-pixel spatial
     stride around the frame centre, i.e. a (σ=1 blurred) centre crop of the uniform frames."""
-    p = SamplerParams.fixed(batch, out_frames, device)
+    p = RawSampling.fixed(batch, out_frames, device)
     p.delta_x = torch.full_like(p.dx, math.log((out_size - 1) / width))
     p.delta_y = torch.full_like(p.dy, math.log((out_size - 1) / height))
     return p
 
 
 def window_params(centre_x: torch.Tensor, centre_y: torch.Tensor, stride: torch.Tensor, out_frames: int,
-                  width: int, height: int, out_size: int) -> SamplerParams:
+                  width: int, height: int, out_size: int) -> RawSampling:
     """Raw parameters that look at pixel centre (`centre_x`, `centre_y`) with spatial `stride` (px)
     in every output frame, time covered uniformly: the exact inverse of the sampler's scaling
     (`tanh` centre, `exp` stride). Inputs are `[B]` (or `[B, T_d]` for per-frame windows); centres
@@ -80,7 +100,7 @@ def window_params(centre_x: torch.Tensor, centre_y: torch.Tensor, stride: torch.
         if not bool(inside.all()):
             raise ValueError(f"window centres must lie strictly inside the {width}x{height} frame and strides "
                              "be positive")
-    p = SamplerParams.fixed(cx.shape[0], out_frames, cx.device)
+    p = RawSampling.fixed(cx.shape[0], out_frames, cx.device)
     p.dx, p.dy = torch.atanh((cx - hx) / hx), torch.atanh((cy - hy) / hy)
     p.delta_x, p.delta_y = torch.log(s * (out_size - 1) / width), torch.log(s * (out_size - 1) / height)
     return p
@@ -95,7 +115,7 @@ class DetailSampler(nn.Module):
         self.mean, self.std = tuple(mean), tuple(std)
         self.layout = layout
 
-    def forward(self, frames: torch.Tensor, num_frames: torch.Tensor, raw: SamplerParams,
+    def forward(self, frames: torch.Tensor, num_frames: torch.Tensor, raw: RawSampling,
                 backend: str = "auto") -> torch.Tensor:
         out = filterbank_sample(frames, num_frames, raw, self.cfg.size, mean=self.mean, std=self.std,
                                 temporal=self.cfg.temporal, layout=self.layout, backend=backend,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from s2d_kernels.sampler import SamplerParams, spatial_grid, temporal_grid
+from s2d_kernels.sampler import RawSampling, spatial_grid, temporal_grid
 
 #: Steps of the temporal coordinates: the centre in frames, the log-strides (time and space) in nats.
 TEMPORAL_STEP = 1.0
@@ -38,7 +38,7 @@ class Window:
     ly: torch.Tensor
 
 
-def window_of(raw: SamplerParams, num_frames: torch.Tensor, width: int, height: int, out_size: int) -> Window:
+def window_of(raw: RawSampling, num_frames: torch.Tensor, width: int, height: int, out_size: int) -> Window:
     """`raw` locator outputs in window units (differentiable)."""
     ct, _, _ = temporal_grid(raw.dt, raw.delta_t, num_frames, raw.out_frames)
     cx, _, _ = spatial_grid(raw.dx, raw.delta_x, width, out_size)
@@ -52,13 +52,13 @@ def _inside(centre: torch.Tensor, extent: torch.Tensor | float) -> torch.Tensor:
     return torch.atanh(((centre - half) / half).clamp(-0.999, 0.999))
 
 
-def moved(raw: SamplerParams, num_frames: torch.Tensor, signs: torch.Tensor, step_px: float, width: int,
-          height: int, out_size: int) -> SamplerParams:
+def moved(raw: RawSampling, num_frames: torch.Tensor, signs: torch.Tensor, step_px: float, width: int,
+          height: int, out_size: int) -> RawSampling:
     """Raw parameters (detached) of the window moved by `signs` `[B, 5]` (±1) times the steps."""
     with torch.no_grad():
         w = window_of(raw, num_frames, width, height, out_size)
         n = num_frames.to(w.ct.dtype)
-        return SamplerParams(
+        return RawSampling(
             _inside(w.ct + TEMPORAL_STEP * signs[:, 0], n).to(raw.dt.dtype),
             w.lt + LOG_STRIDE_STEP * signs[:, 1],
             _inside(w.cx + step_px * signs[:, 2:3], width).to(raw.dx.dtype),

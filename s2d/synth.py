@@ -378,21 +378,22 @@ def no_leak_check(params: ClipParams, frames: int, resolution: int, views: Seque
 
 def where_it_looked(sampling: Any, truth: Sequence[ClipParams], dense_frames: int, sampler_size: int,
                     max_stride: float = 2.0) -> list[dict[str, Any]]:
-    """Score an S2DNet's sampling (`S2DOutput.params`, a `SamplingParams`) against ground truth.
+    """Score an S2DNet's sampling (`S2DOutput.params`, a `SamplingWindow`) against ground truth.
 
     Per clip and detail frame j: the input frame nearest the frame's temporal grid point μ_t(j),
     its spatial stride, and whether it is *on the glyph*: stride at most `max_stride` px (2 px
     resolves the period-4 glyph: two samples per period) with the object's glyph area (the interior)
-    inside the sampled window (centre ± stride·(S−1)/2). Returns one dict per clip with
-    `frames` (source frame per detail frame), `stride` (px), `on_object` (bools) and
-    `glyph_shown` (whether that source frame shows the glyph).
+    inside the region the frame covers (`s2d.sampling.sampled_box`, what the pictures draw).
+    Returns one dict per clip with `frames` (source frame per detail frame), `stride` (px),
+    `on_object` (bools) and `glyph_shown` (whether that source frame shows the glyph).
     """
+    from s2d.sampling import sampled_box
+
     T_d = sampling.centre_x.shape[1]
     j = torch.arange(T_d, dtype=torch.float32) - (T_d - 1) / 2
     mu_t = sampling.centre_t.detach().float().cpu()[:, None] + j * sampling.stride_t.detach().float().cpu()[:, None]
-    cx, cy = sampling.centre_x.detach().float().cpu(), sampling.centre_y.detach().float().cpu()
+    boxes = sampled_box(sampling, sampler_size).detach().float().cpu()  # [B, T_d, 4]
     sx, sy = sampling.stride_x.detach().float().cpu(), sampling.stride_y.detach().float().cpu()
-    reach = (sampler_size - 1) / 2
     out = []
     for b, p in enumerate(truth):
         frames, strides, on, shown = [], [], [], []
@@ -400,9 +401,8 @@ def where_it_looked(sampling: Any, truth: Sequence[ClipParams], dense_frames: in
             t = int(min(max(round(float(mu_t[b, k])), 0), dense_frames - 1))
             x0, y0, x1, y1 = p.box(t)
             gx0, gy0, gx1, gy1 = x0 + BORDER, y0 + BORDER, x1 - BORDER - 1, y1 - BORDER - 1
-            hx, hy = float(sx[b, k]) * reach, float(sy[b, k]) * reach
-            inside = (float(cx[b, k]) - hx <= gx0 and gx1 <= float(cx[b, k]) + hx
-                      and float(cy[b, k]) - hy <= gy0 and gy1 <= float(cy[b, k]) + hy)
+            bx0, by0, bx1, by1 = (float(v) for v in boxes[b, k])
+            inside = bx0 <= gx0 and gx1 <= bx1 and by0 <= gy0 and gy1 <= by1
             stride = max(float(sx[b, k]), float(sy[b, k]))
             frames.append(t)
             strides.append(stride)

@@ -1,7 +1,8 @@
 """Pictures of where the model looked: a PNG contact sheet and an animated GIF.
 
 Column j of the sheet shows the dense frame nearest the temporal grid point μ_t(j) with the
-sampled region drawn on it (centre ± stride·S/2 per axis), above the detail frame V̂_j it
+sampled region drawn on it (`s2d.sampling.sampled_box`: the extent of the sample points,
+centre ± stride·(S−1)/2 per axis), above the detail frame V̂_j it
 became; a strip under the header shows the temporal filter weights over the whole dense clip.
 """
 from __future__ import annotations
@@ -14,7 +15,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from s2d.predict import Prediction
-from s2d_kernels.sampler import filterbanks
+from s2d.sampling import sampled_box
+from s2d_kernels.sampler import RawSampling, filterbanks
 
 THUMB = 112
 COLOURS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
@@ -28,14 +30,22 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def detail_frames(pred: Prediction, config) -> np.ndarray:
-    """V̂ as uint8 `[T_d, S, S, 3]` (the normalisation undone)."""
-    v = pred.outputs.detail[0].float().cpu()
-    if v.shape[0] == 3:  # X3D layout [3, T_d, S, S]
+def detail_frames(detail: torch.Tensor, layout: str, mean, std) -> np.ndarray:
+    """One video's V̂ (`[T_d, 3, S, S]` for layout "btchw", `[3, T_d, S, S]` for "bcthw") as
+    uint8 `[T_d, S, S, 3]`, the normalisation undone."""
+    if layout not in ("btchw", "bcthw"):
+        raise ValueError(f"detail layout must be 'btchw' or 'bcthw', got {layout!r}")
+    v = detail.float().cpu()
+    if layout == "bcthw":
         v = v.transpose(0, 1)
-    mean = torch.tensor(config.mean).view(1, 3, 1, 1)
-    std = torch.tensor(config.std).view(1, 3, 1, 1)
+    mean = torch.tensor(mean).view(1, 3, 1, 1)
+    std = torch.tensor(std).view(1, 3, 1, 1)
     return (((v * std + mean).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1)).numpy()
+
+
+def _detail_frames(pred: Prediction, config) -> np.ndarray:
+    out = pred.outputs
+    return detail_frames(out.detail[0], out.detail_layout, config.mean, config.std)
 
 
 def _regions(pred: Prediction, config):
@@ -43,22 +53,16 @@ def _regions(pred: Prediction, config):
     p = pred.outputs.params
     T = pred.clip.shape[0]
     H, W = pred.clip.shape[1:3]
-    Ft, _, _ = filterbanks(torch.tensor([pred.num_frames]), _raw_cpu(p.raw), T, H, W, config.sampler.size,
+    raw = RawSampling(*(t[:1].detach().float().cpu() for t in p.raw.as_tuple()))
+    Ft, _, _ = filterbanks(torch.tensor([pred.num_frames]), raw, T, H, W, config.sampler.size,
                            config.sampler.temporal)
     Ft = Ft[0]
-    half = config.sampler.size / 2
+    boxes = sampled_box(p, config.sampler.size)[0].detach().float().cpu()
     out = []
     for j in range(Ft.shape[0]):
         src = int(Ft[j].argmax()) if float(Ft[j].sum()) > 0 else int(round(float(p.centre_t[0])))
-        cx, cy = float(p.centre_x[0, j]), float(p.centre_y[0, j])
-        sx, sy = float(p.stride_x[0, j]) * half, float(p.stride_y[0, j]) * half
-        out.append((min(max(src, 0), T - 1), (cx - sx, cy - sy, cx + sx, cy + sy)))
+        out.append((min(max(src, 0), T - 1), tuple(float(v) for v in boxes[j])))
     return out, Ft.sum(0).numpy()
-
-
-def _raw_cpu(raw):
-    from s2d_kernels.sampler import SamplerParams
-    return SamplerParams(*(t[:1].detach().float().cpu() for t in raw.as_tuple()))
 
 
 def _short(name: str, n: int = 42) -> str:
@@ -106,7 +110,7 @@ def contact_sheet(pred: Prediction, config) -> Image.Image:
         raise ValueError("a contact sheet needs an S2DNet prediction made with the detail volume kept")
     clip = pred.clip.cpu().numpy()
     regions, weights = _regions(pred, config)
-    vhat = detail_frames(pred, config)
+    vhat = _detail_frames(pred, config)
     T_d = len(regions)
     scale = THUMB / clip.shape[1]
     pad, strip_h = 6, 40
@@ -148,7 +152,7 @@ def animation(pred: Prediction, config) -> list[Image.Image]:
     """GIF frames: for each detail frame, its source frame with the region next to V̂_j."""
     clip = pred.clip.cpu().numpy()
     regions, _ = _regions(pred, config)
-    vhat = detail_frames(pred, config)
+    vhat = _detail_frames(pred, config)
     size = 2 * THUMB
     scale = size / clip.shape[1]
     frames = []

@@ -3,25 +3,21 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import s2d_kernels.ops  # noqa: F401  (registers the ops)
+import s2d_kernels.sampler.banded_op  # noqa: F401  (registers the ops)
 from s2d_kernels.fusion import context_fusion
-from s2d_kernels.sampler import SamplerParams, filterbank_sample
+from s2d_kernels.sampler import RawSampling, filterbank_sample
 from s2d_kernels.testing import assert_close_scaled, make_case
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def _op_inputs(dtype=torch.float32, layout="btchw"):
-    from s2d_kernels.sampler.banded import band_rows, temporal_filterbank
-    from s2d_kernels.sampler.reference import spatial_grid
+    from s2d_kernels.sampler.bands import spatial_bands, temporal_band
 
     case = make_case(2, 5, 11, 13, 3, 4, dtype=dtype, lengths=[5, 3])
-    p = SamplerParams(*case.raw())
-    ft = temporal_filterbank(case.num_frames, p, 5).requires_grad_()
-    _, _, mu_x = spatial_grid(p.dx, p.delta_x, 13, 4)
-    _, _, mu_y = spatial_grid(p.dy, p.delta_y, 11, 4)
-    sy, wy = band_rows(mu_y.reshape(6, 4), 11)
-    sx, wx = band_rows(mu_x.reshape(6, 4), 13)
+    p = RawSampling(*case.raw())
+    ft = temporal_band(case.num_frames, p, 5)[1].requires_grad_()
+    sy, wy, sx, wx = spatial_bands(p, 11, 13, 4)
     frames = case.frames.requires_grad_(dtype == torch.float32)
     scale = shift = None
     if dtype == torch.uint8:
@@ -39,7 +35,7 @@ def test_compile_fullgraph_has_no_graph_breaks(dtype, layout):
     case = make_case(2, 6, 12, 14, 3, 5, dtype=dtype, lengths=[6, 4])
 
     def f(x, n, *p):
-        return filterbank_sample(x, n, SamplerParams(*p), 5, mean=MEAN, std=STD, layout=layout, backend="torch")
+        return filterbank_sample(x, n, RawSampling(*p), 5, mean=MEAN, std=STD, layout=layout, backend="torch")
 
     compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
     raw_c, raw_e = case.raw(True), case.raw(True)
@@ -63,7 +59,7 @@ def test_flop_counter_counts_the_custom_ops():
     case = make_case(B, T, H, W, Td, S, lengths=[8, 8])
     raw = case.raw(True)
     with FlopCounterMode(display=False) as fc:
-        out = filterbank_sample(case.frames, case.num_frames, SamplerParams(*raw), S, backend="torch")
+        out = filterbank_sample(case.frames, case.num_frames, RawSampling(*raw), S, backend="torch")
         out.sum().backward()
     counts = {str(k): v for k, v in fc.get_flop_counts()["Global"].items()}
     N, C, K = B * Td, 3, 13

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 import s2d_kernels.sampler.banded as banded
-from s2d_kernels.sampler import (SamplerParams, filterbank_sample, filterbank_sample_banded, filterbank_sample_dense,
-                                 normalize_frames)
-from s2d_kernels.sampler.reference import gaussian_rows
+import s2d_kernels.sampler.banded_op as banded_op
+from s2d_kernels.sampler import RawSampling, filterbank_sample, filterbank_sample_dense, normalize_frames
+from s2d_kernels.sampler.banded_op import filterbank_sample_banded
+from s2d_kernels.sampler.bands import BAND_TAPS, LINEAR_TAPS, band_rows, filter_band, temporal_band
 from s2d_kernels.testing import assert_close_scaled, make_case
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -32,7 +33,7 @@ def _dense(case, frames=None, raw=None, temporal="gaussian", layout="btchw"):
     x = case.frames if frames is None else frames
     if x.dtype == torch.uint8:
         x = normalize_frames(x, MEAN, STD)
-    p = case.params if raw is None else SamplerParams(*raw)
+    p = case.params if raw is None else RawSampling(*raw)
     out = filterbank_sample_dense(x.float() if x.dtype != torch.float32 and x.dtype != torch.float64 else x,
                                   case.num_frames, p, case.out_size, temporal)
     return out.transpose(1, 2) if layout == "bcthw" else out
@@ -85,7 +86,7 @@ def test_other_float_inputs_are_read_as_stored(dtype):
 
 
 def _grads(fn, case, raw, frames, grad_out, **kw):
-    out = fn(frames, case.num_frames, SamplerParams(*raw), case.out_size, **kw)
+    out = fn(frames, case.num_frames, RawSampling(*raw), case.out_size, **kw)
     inputs = raw + ([frames] if frames.requires_grad else [])
     return torch.autograd.grad(out, inputs, grad_out, allow_unused=True)
 
@@ -133,7 +134,7 @@ def test_gradcheck_float64():
     raw = case.raw(True, torch.float64)
 
     def f(x, *p):
-        return filterbank_sample_banded(x, case.num_frames, SamplerParams(*p), 2, layout="bcthw")
+        return filterbank_sample_banded(x, case.num_frames, RawSampling(*p), 2, layout="bcthw")
     assert torch.autograd.gradcheck(lambda *p: f(case.frames, *p), tuple(raw))
     assert torch.autograd.gradcheck(f, (frames, *raw), fast_mode=True)
 
@@ -143,7 +144,7 @@ def test_gradcheck_float64_bands_inside_wide_frames():
     case = make_case(1, 3, 18, 21, 2, 3, dtype=torch.float64, spread=0.7)
     raw = case.raw(True, torch.float64)
     assert torch.autograd.gradcheck(
-        lambda *p: filterbank_sample_banded(case.frames, case.num_frames, SamplerParams(*p), 3), tuple(raw))
+        lambda *p: filterbank_sample_banded(case.frames, case.num_frames, RawSampling(*p), 3), tuple(raw))
 
 
 def test_work_units_split_the_batch(monkeypatch):
@@ -170,8 +171,8 @@ def test_non_contiguous_frames():
 def test_band_rows_equal_dense_rows(size):
     """Band weights equal the dense row on the band (incl. the clamp of fading rows), ~0 elsewhere."""
     grid = torch.cat([torch.linspace(-12, size + 12, 301), torch.tensor([-0.5, 6.0, size - 7.0, size + 5.7])])
-    dense = gaussian_rows(grid, size)
-    start, w = banded.band_rows(grid, size)
+    dense = filter_band(grid, size)[1]
+    start, w = band_rows(grid, size)
     K = w.shape[-1]
     assert K == min(13, size) and int(start.min()) >= 0 and int(start.max()) <= size - K
     scattered = torch.zeros_like(dense).scatter_(1, start[:, None] + torch.arange(K), w)
@@ -183,12 +184,29 @@ def test_band_rows_equal_dense_rows(size):
     assert bool((inside | ~near).all())
 
 
+@pytest.mark.parametrize("temporal,taps", [("gaussian", BAND_TAPS), ("linear", LINEAR_TAPS)])
+def test_temporal_band_equals_dense_rows(temporal, taps):
+    """The band builder clamps temporal bands into each video's valid frames: scattered onto the
+    axis, the banded rows equal the dense rows of the reference (valid frames only)."""
+    T, T_d = 20, 6
+    n = torch.tensor([20, 9, 3, 1])
+    g = torch.Generator().manual_seed(0)
+    p = RawSampling(torch.randn(4, generator=g) * 2, torch.randn(4, generator=g), *torch.zeros(4, 4, T_d))
+    _, dense = temporal_band(n, p, T, temporal)
+    start, w = temporal_band(n, p, T, temporal, taps)
+    assert dense.shape == (4, T_d, T) and w.shape == (4, T_d, taps)
+    assert bool((start + taps <= torch.maximum(n, torch.tensor(taps)).view(-1, 1)).all())
+    scattered = torch.zeros_like(dense).scatter_(2, start.long().unsqueeze(-1) + torch.arange(taps), w)
+    assert float((scattered - dense).abs().max()) < 1e-6
+    assert float(dense[n.view(-1, 1, 1) <= torch.arange(T).view(1, 1, -1).expand(4, T_d, T)].abs().max()) == 0.0
+
+
 def test_non_finite_grid_matches_dense():
     case = make_case(1, 4, 10, 10, 2, 3)
     raw = case.raw()
     raw[4] = torch.tensor([[200.0, 0.0]])  # exp overflows: an infinite stride
     raw[2] = torch.tensor([[0.0, math.nan]])
-    p = SamplerParams(*raw)
+    p = RawSampling(*raw)
     out = filterbank_sample_banded(case.frames, case.num_frames, p, 3)
     ref = filterbank_sample_dense(case.frames, case.num_frames, p, 3)
     assert torch.equal(torch.isnan(out), torch.isnan(ref))
@@ -200,8 +218,8 @@ def test_public_dispatch(monkeypatch):
     kw = dict(mean=MEAN, std=STD)
     ref = filterbank_sample(case.frames, case.num_frames, case.params, 5, backend="reference", **kw)
     calls = []
-    real = banded.filterbank_sample_banded
-    monkeypatch.setattr("s2d_kernels.sampler.filterbank_sample_banded",
+    real = banded_op.filterbank_sample_banded
+    monkeypatch.setattr("s2d_kernels.sampler.banded_op.filterbank_sample_banded",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     for backend in ("torch", "auto"):
         out = filterbank_sample(case.frames, case.num_frames, case.params, 5, backend=backend, **kw)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1",
                                 reason="needs TRITON_INTERPRET=1 set before triton is imported "
                                        "(run by tests/test_kernels_triton.py in a subprocess)")
 
-from s2d_kernels.sampler import SamplerParams, filterbank_sample, filterbank_sample_dense, normalize_frames  # noqa: E402
+from s2d_kernels.sampler import RawSampling, filterbank_sample, filterbank_sample_dense, normalize_frames  # noqa: E402
 from s2d_kernels.testing import assert_close_scaled, make_case  # noqa: E402
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -38,12 +38,12 @@ SLOW_CASES = {
 
 def _dense(case, frames, raw, temporal="gaussian", layout="btchw", sigma=1.0):
     x = normalize_frames(frames, MEAN, STD) if frames.dtype == torch.uint8 else frames.float()
-    out = filterbank_sample_dense(x, case.num_frames, SamplerParams(*raw), case.out_size, temporal, sigma)
+    out = filterbank_sample_dense(x, case.num_frames, RawSampling(*raw), case.out_size, temporal, sigma)
     return out.transpose(1, 2) if layout == "bcthw" else out
 
 
 def _triton(case, frames, raw, temporal="gaussian", layout="btchw", sigma=1.0):
-    return filterbank_sample(frames, case.num_frames, SamplerParams(*raw), case.out_size, mean=MEAN, std=STD,
+    return filterbank_sample(frames, case.num_frames, RawSampling(*raw), case.out_size, mean=MEAN, std=STD,
                              temporal=temporal, layout=layout, backend="triton", sigma=sigma)
 
 
@@ -89,7 +89,7 @@ def test_sampler_linear_temporal(name):
 def test_sampler_linear_integer_centres_keep_the_subgradient():
     """Integer temporal centres: zero-weight neighbours still carry the dense path's subgradient."""
     case = make_case(2, 7, 9, 9, 4, 4, lengths=[7, 4])
-    case.params = SamplerParams.fixed(2, 4)  # centre (n-1)/2, stride n/(T_d-1): integer grid points
+    case.params = RawSampling.fixed(2, 4)  # centre (n-1)/2, stride n/(T_d-1): integer grid points
     _check(case, temporal="linear")
 
 
@@ -121,7 +121,7 @@ def test_fusion_matches_reference(layout, shape, c_out):
     m = torch.randn(2, 9, generator=g).requires_grad_()
     w = (torch.randn(c_out, C + 9, 1, 1, 1, generator=g) / 4).requires_grad_()
     if c_out != C:  # the op maps C → C channels in the model; the kernel handles any C_out
-        from s2d_kernels.fusion.triton_fusion import context_fusion_triton
+        from s2d_kernels.fusion.triton_op import context_fusion_triton
         from s2d_kernels.fusion import context_bias
         y = context_fusion_triton(x, w[:, :C, 0, 0, 0], context_bias(m, w), layout=layout)
         if layout == "bcthw":
@@ -176,12 +176,12 @@ def test_fuzz_triton_backend_matches_reference_long():
 
 def test_triton_ops_opcheck_and_compile_without_graph_breaks():
     """The Triton ops as torch.library custom ops: schema/fake/autograd checks and fullgraph compile."""
-    import s2d_kernels.ops  # noqa: F401
+    import s2d_kernels.fusion.triton_op  # noqa: F401  (registers s2d::fusion_gemm)
 
     case = make_case(2, 4, 9, 10, 2, 3, lengths=[4, 2])
 
     def f(x, n, *p):
-        return filterbank_sample(x, n, SamplerParams(*p), 3, backend="triton")
+        return filterbank_sample(x, n, RawSampling(*p), 3, backend="triton")
 
     compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
     raw_c, raw_e = case.raw(True), case.raw(True)

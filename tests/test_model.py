@@ -10,7 +10,7 @@ from s2d.backbones import temporal_shift
 from s2d.flops import count_params, measure
 from s2d.sampling import centre_crop_params
 from s2d.synopsis import uniform_indices
-from s2d.topk import topk_vector
+from s2d_kernels.context import topk_vector
 from s2d_kernels.fusion import context_bias, context_fusion, context_fusion_split
 from s2d_kernels.sampler import filterbank_sample_dense, normalize_frames
 from s2d_kernels.testing import assert_close_scaled
@@ -91,14 +91,14 @@ def test_fusion_split_form_equals_concat(layout):
         official = torch.relu(torch.nn.functional.conv3d(cat, weight)).transpose(1, 2).reshape(B * T, C, h, w)
         torch.testing.assert_close(ref, official)
     torch.testing.assert_close(context_fusion(x, m, weight, layout=layout, backend="torch"), ref, atol=1e-5, rtol=1e-5)
-    split = context_fusion_split(x, context_bias(m, weight), weight, layout=layout, backend="torch")
+    split = context_fusion_split(x, context_bias(m, weight), weight, layout=layout)
     torch.testing.assert_close(split, ref, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="does not match"):
         context_fusion(x, m[:, :4], weight, layout=layout)
-    with pytest.raises(ValueError, match="do not match"):
-        context_fusion_split(x, torch.randn(B, C + 1), weight, layout=layout)
     with pytest.raises(ValueError, match="videos"):
-        context_fusion_split(x, torch.randn(2 * B, C), weight, layout=layout)
+        context_fusion(x, torch.randn(2 * B + 1, M), weight, layout=layout)
+    with pytest.raises(ValueError, match="layout"):
+        context_fusion(x, m, weight, layout="btchw")
 
 
 # -- whole model ---------------------------------------------------------------------------------
@@ -219,27 +219,39 @@ def test_context_kernel_path_gradients_equal_the_reference(scheme):
             assert_close_scaled(got[k], want[k], tol, name=f"grad {k} (train={train})")
 
 
-def test_model_backend_picks_the_context_path(monkeypatch):
-    """`model.backend` / `S2D_BACKEND` switch the context path with the other kernels: gathered
-    context terms unless the backend resolves to "reference"."""
+def test_model_backend_is_resolved_once_for_every_op(monkeypatch):
+    """`model.backend` / `S2D_BACKEND` are resolved once per forward, and the context, sampler,
+    fusion and classifier ops all receive that one concrete backend (one path through the model):
+    the gathered context path unless it resolves to "reference"."""
+    import s2d.detail
     import s2d.fusion
+    import s2d.sampling
+    import s2d_kernels.context
 
-    calls = []
-    real = s2d.fusion.context_terms
-    monkeypatch.setattr(s2d.fusion, "context_terms", lambda *a, **k: calls.append(1) or real(*a, **k))
-    monkeypatch.delenv("S2D_BACKEND", raising=False)
+    seen, gathered = [], []
+    for module, name in ((s2d.fusion, "synopsis_context"), (s2d.fusion, "context_fusion"),
+                         (s2d.sampling, "filterbank_sample"), (s2d.detail, "context_classifier")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, **k: seen.append(k["backend"]) or _real(*a, **k))
+    real_gathered = s2d_kernels.context.synopsis_context_gathered
+    monkeypatch.setattr(s2d_kernels.context, "synopsis_context_gathered",
+                        lambda *a, **k: gathered.append(1) or real_gathered(*a, **k))
     model = tiny("s2dnet-x3d-k400").eval()
+    assert len(model.detail.fusion) and model.config.fusion.classifier
     frames = clip(model, B=1)
     with torch.no_grad():
-        for backend, env, used in (("auto", None, 1), ("torch", "reference", 1), ("reference", None, 0),
-                                   ("auto", "reference", 0), ("auto", "triton", 1)):
+        for backend, env, want in (("auto", None, "torch"), ("torch", "reference", "torch"),
+                                   ("reference", None, "reference"), ("auto", "reference", "reference"),
+                                   ("auto", "triton", "torch")):
             if env is None:
                 monkeypatch.delenv("S2D_BACKEND", raising=False)
             else:
                 monkeypatch.setenv("S2D_BACKEND", env)
-            calls.clear()
+            seen.clear()
+            gathered.clear()
             run(model, frames, None, backend)
-            assert len(calls) == used, (backend, env)
+            assert set(seen) == {want} and len(seen) == 3 + len(model.detail.fusion), (backend, env, seen)
+            assert len(gathered) == (want != "reference"), (backend, env)
 
 
 def test_padding_frames_do_not_change_the_answer():
@@ -292,7 +304,7 @@ def test_gradient_normalisation_rescales_what_reaches_the_locator():
     """Supplement §2: V̂'s gradient is rescaled into [-1, 1] per video before it reaches f_θ."""
     from s2d.config import SamplerConfig
     from s2d.sampling import DetailSampler
-    from s2d_kernels.sampler import SamplerParams
+    from s2d_kernels.sampler import RawSampling
 
     frames = torch.randn(2, 5, 3, 8, 8)
     n = torch.tensor([5, 3])
@@ -300,15 +312,30 @@ def test_gradient_normalisation_rescales_what_reaches_the_locator():
                                              torch.randn(2, 3), torch.randn(2, 3) * 0.1, torch.randn(2, 3) * 0.1)]
     sampler = DetailSampler(SamplerConfig(frames=3, size=4, grad_normalize=True), (0, 0, 0), (1, 1, 1), "btchw").train()
     upstream = torch.randn(2, 3, 3, 4, 4) * torch.tensor([100.0, 0.01]).view(2, 1, 1, 1, 1)
-    got = torch.autograd.grad(sampler(frames, n, SamplerParams(*raw)), raw, upstream)
+    got = torch.autograd.grad(sampler(frames, n, RawSampling(*raw)), raw, upstream)
     scaled = upstream / upstream.flatten(1).abs().amax(1).view(2, 1, 1, 1, 1)
-    want = torch.autograd.grad(filterbank_sample_dense(frames, n, SamplerParams(*raw), 4), raw, scaled)
+    want = torch.autograd.grad(filterbank_sample_dense(frames, n, RawSampling(*raw), 4), raw, scaled)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w)
     sampler.eval()  # off outside training
-    got = torch.autograd.grad(sampler(frames, n, SamplerParams(*raw)), raw, upstream)
-    want = torch.autograd.grad(filterbank_sample_dense(frames, n, SamplerParams(*raw), 4), raw, upstream)
+    got = torch.autograd.grad(sampler(frames, n, RawSampling(*raw)), raw, upstream)
+    want = torch.autograd.grad(filterbank_sample_dense(frames, n, RawSampling(*raw), 4), raw, upstream)
     torch.testing.assert_close(got[0], want[0])
+
+
+def test_sampled_box_is_the_extent_of_the_sample_points():
+    """`sampled_box` spans exactly the first and last grid points of `spatial_grid`."""
+    from s2d.sampling import SamplingWindow, sampled_box
+    from s2d_kernels.sampler import RawSampling, spatial_grid
+
+    g = torch.Generator().manual_seed(0)
+    raw = RawSampling(torch.randn(2, generator=g), torch.randn(2, generator=g),
+                      *(torch.randn(2, 3, generator=g) * 0.5 for _ in range(4)))
+    H, W, S = 40, 56, 7
+    box = sampled_box(SamplingWindow.from_raw(raw, torch.tensor([9, 5]), H, W, S), S)
+    _, _, gx = spatial_grid(raw.dx, raw.delta_x, W, S)
+    _, _, gy = spatial_grid(raw.dy, raw.delta_y, H, S)
+    torch.testing.assert_close(box, torch.stack([gx[..., 0], gy[..., 0], gx[..., -1], gy[..., -1]], -1))
 
 
 def test_locator_initialisation_starts_near_the_defaults():

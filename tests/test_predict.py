@@ -62,6 +62,21 @@ def test_visualisation_files(video, tmp_path):
     assert not list(tmp_path.glob("*.part"))
 
 
+def test_detail_frames_follow_the_layout_not_the_shape():
+    """Three detail frames of a TSM model ([T_d=3, 3, S, S]) are not mistaken for X3D's [3, T_d, S, S]."""
+    from s2d.viz import detail_frames
+
+    v = torch.zeros(3, 3, 4, 4)
+    v[1, 0] = 1.0  # frame 1, red channel
+    mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    tsm = detail_frames(v, "btchw", mean, std)
+    assert tsm.shape == (3, 4, 4, 3) and tsm[1, ..., 0].min() == 255 and tsm.sum() == 255 * 16
+    x3d = detail_frames(v, "bcthw", mean, std)  # the same tensor read as channel 1, frame 0: green
+    assert x3d[0, ..., 1].min() == 255 and x3d.sum() == 255 * 16
+    with pytest.raises(ValueError, match="layout"):
+        detail_frames(v, "frames", mean, std)
+
+
 def test_cli_continues_past_bad_files(video, tmp_path, capsys, monkeypatch):
     import s2d.cli.predict as cli_predict
     monkeypatch.setattr(cli_predict, "load_model", lambda name, device, untrained: setattr(m := tiny(name), "pretrained", False) or m)

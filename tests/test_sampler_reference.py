@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from s2d_kernels.sampler import (SamplerParams, filterbank_sample, filterbank_sample_dense,
+from s2d_kernels.sampler import (RawSampling, filterbank_sample, filterbank_sample_dense,
                                  filterbank_sample_per_video)
 
 
@@ -43,7 +43,7 @@ def slow_sample(frames, num_frames, params, S, temporal="gaussian"):
 def random_params(B, T_d, scale=1.0, dtype=torch.float32, generator=None):
     def r(*shape):
         return (torch.randn(*shape, generator=generator) * scale).to(dtype)
-    return SamplerParams(r(B), r(B) * 0.3, r(B, T_d), r(B, T_d), r(B, T_d) * 0.3, r(B, T_d) * 0.3)
+    return RawSampling(r(B), r(B) * 0.3, r(B, T_d), r(B, T_d), r(B, T_d) * 0.3, r(B, T_d) * 0.3)
 
 
 @pytest.mark.parametrize("temporal", ["gaussian", "linear"])
@@ -95,7 +95,7 @@ def test_identity_case_is_a_gaussian_blur():
     unit_t = math.log((T - 1) / T)  # stride n/(T_d-1)·exp(δ) = 1 frame with T_d = T
     unit_s = math.log((S - 1) / S)  # stride S/(S-1)·exp(δ) = 1 pixel
     z = torch.zeros(2, T, dtype=torch.float64)
-    params = SamplerParams(torch.zeros(2, dtype=torch.float64), torch.full((2,), unit_t, dtype=torch.float64),
+    params = RawSampling(torch.zeros(2, dtype=torch.float64), torch.full((2,), unit_t, dtype=torch.float64),
                            z, z.clone(), z + unit_s, z + unit_s)
     out = filterbank_sample_dense(frames, n, params, S)
     expected = gaussian_blur_1d(gaussian_blur_1d(gaussian_blur_1d(frames, 1), 3), 4)
@@ -105,7 +105,7 @@ def test_identity_case_is_a_gaussian_blur():
 def test_far_out_rows_fade_to_zero():
     """The sum clamp is a clamp: a grid point far outside the frame yields ~0, not a renormalised edge."""
     frames = torch.ones(1, 4, 3, 8, 8)
-    params = SamplerParams.fixed(1, 2)
+    params = RawSampling.fixed(1, 2)
     params.delta_x = torch.full((1, 2), 4.0)  # stride ~ 8/1·e⁴ pixels: the outer grid points leave the frame
     out = filterbank_sample_dense(frames, torch.tensor([4]), params, 2)
     assert out.abs().max() < 1e-6
@@ -121,7 +121,7 @@ def test_gradcheck_all_six_parameter_groups(temporal):
         base.dt = base.dt + 0.05
 
     def fn(*raw):
-        return filterbank_sample_dense(frames, num_frames, SamplerParams(*raw), S, temporal)
+        return filterbank_sample_dense(frames, num_frames, RawSampling(*raw), S, temporal)
 
     inputs = tuple(p.clone().requires_grad_(True) for p in base.as_tuple())
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6)

@@ -5,16 +5,15 @@ import torch
 
 import s2d
 from s2d.config import ConfigError
-from s2d_kernels.sampler import SamplerParams, filterbank_sample, filterbank_sample_dense
-from s2d_kernels.sampler.banded import band_rows
-from s2d_kernels.sampler.reference import gaussian_rows
+from s2d_kernels.sampler import RawSampling, filterbank_sample, filterbank_sample_dense
+from s2d_kernels.sampler.bands import band_rows, filter_band
 from s2d_kernels.testing import assert_close_scaled, make_case
 
 
 def test_rows_have_the_requested_width():
     grid = torch.tensor([[10.0, 20.0]])  # integer centres: the sampled row is symmetric
     for sigma in (0.4, 0.7, 1.0):
-        w = gaussian_rows(grid, 40, sigma=sigma)
+        w = filter_band(grid, 40, sigma=sigma)[1]
         pos = torch.arange(40.0)
         mean = (w * pos).sum(-1)
         var = (w * (pos - mean[..., None]) ** 2).sum(-1)
@@ -28,7 +27,7 @@ def test_default_width_is_the_official_sigma_squared_one():
     p = torch.arange(40.0)
     official = torch.exp(-1 * torch.pow(p - grid[..., None], 2) / 2.0)
     official = official / torch.clamp_min(official.sum(-1, keepdim=True), 1e-7)
-    assert torch.equal(gaussian_rows(grid, 40), official)
+    assert torch.equal(filter_band(grid, 40)[1], official)
     start, band = band_rows(grid, 40)
     assert torch.equal(band_rows(grid, 40, sigma=1.0)[1], band)
 
@@ -50,11 +49,11 @@ def test_gradients_reach_the_window_through_a_narrow_filter(sigma):
     raw = case.raw(requires_grad=True, dtype=torch.float64)
 
     def dense(*r):
-        return filterbank_sample_dense(case.frames, case.num_frames, SamplerParams(*r), case.out_size, sigma=sigma)
+        return filterbank_sample_dense(case.frames, case.num_frames, RawSampling(*r), case.out_size, sigma=sigma)
 
     assert torch.autograd.gradcheck(dense, tuple(raw), eps=1e-6, atol=1e-5)
     raw_b = case.raw(requires_grad=True, dtype=torch.float64)
-    out_b = filterbank_sample(case.frames, case.num_frames, SamplerParams(*raw_b), case.out_size, backend="torch",
+    out_b = filterbank_sample(case.frames, case.num_frames, RawSampling(*raw_b), case.out_size, backend="torch",
                               sigma=sigma)
     out_r = dense(*raw)
     g = torch.randn_like(out_r)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 import s2d
 from s2d.smoothing import (LOG_STRIDE_STEP, TEMPORAL_STEP, ShiftProbe, moved, random_signs, surrogate_loss,
                            window_of)
-from s2d_kernels.sampler import SamplerParams
+from s2d_kernels.sampler import RawSampling
 
 W, H, S, T_d = 40, 30, 8, 3
 
@@ -14,7 +14,7 @@ W, H, S, T_d = 40, 30, 8, 3
 def _raw(batch=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g) * 0.4  # noqa: E731
-    return SamplerParams(r(batch), r(batch), r(batch, T_d), r(batch, T_d), r(batch, T_d), r(batch, T_d))
+    return RawSampling(r(batch), r(batch), r(batch, T_d), r(batch, T_d), r(batch, T_d), r(batch, T_d))
 
 
 def test_moved_windows_move_by_exactly_the_steps():
@@ -30,7 +30,7 @@ def test_moved_windows_move_by_exactly_the_steps():
 
 
 def test_surrogate_is_zero_valued_and_carries_the_finite_difference():
-    raw = SamplerParams(*(p.requires_grad_(True) for p in _raw(2).as_tuple()))
+    raw = RawSampling(*(p.requires_grad_(True) for p in _raw(2).as_tuple()))
     window = window_of(raw, torch.tensor([10, 10]), W, H, S)
     signs = torch.tensor([[1.0, -1, 1, -1, 1], [-1.0, 1, 1, 1, -1]])
     target = torch.tensor([0, 1])
@@ -51,19 +51,19 @@ def test_the_estimate_is_the_gradient_of_a_smooth_loss_on_average():
     the other coordinates add no variance)."""
     draws = 4000
     one = _raw(1, seed=3)
-    raw = SamplerParams(*(p.expand(draws, *p.shape[1:]).contiguous() for p in one.as_tuple()))
+    raw = RawSampling(*(p.expand(draws, *p.shape[1:]).contiguous() for p in one.as_tuple()))
     n = torch.full((draws,), 12)
 
     def loss_at(window):  # per video: a bowl around x = 18 px and log-stride 0.2
         return (window.cx.mean(1) - 18.0) ** 2 / 50 + (window.lx.mean(1) - 0.2) ** 2
 
-    leaf = SamplerParams(*(p.clone().requires_grad_(True) for p in one.as_tuple()))
+    leaf = RawSampling(*(p.clone().requires_grad_(True) for p in one.as_tuple()))
     exact = torch.autograd.grad(loss_at(window_of(leaf, n[:1], W, H, S)).sum(), [leaf.dx, leaf.delta_x])
     signs = random_signs(draws, generator=torch.Generator().manual_seed(5))
     lp = loss_at(window_of(moved(raw, n, signs, 0.5, W, H, S), n, W, H, S))
     lm = loss_at(window_of(moved(raw, n, -signs, 0.5, W, H, S), n, W, H, S))
     as_logits = lambda loss: torch.stack([torch.zeros_like(loss), torch.log(torch.expm1(loss))], 1)  # noqa: E731
-    probe_leaf = SamplerParams(*(p.clone().requires_grad_(True) for p in raw.as_tuple()))
+    probe_leaf = RawSampling(*(p.clone().requires_grad_(True) for p in raw.as_tuple()))
     window = window_of(probe_leaf, n, W, H, S)
     term = surrogate_loss(ShiftProbe(window, as_logits(lp), as_logits(lm), signs, 0.5),
                           torch.zeros(draws, dtype=torch.long))

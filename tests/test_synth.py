@@ -114,7 +114,7 @@ def _bar_energy(volume: torch.Tensor) -> torch.Tensor:
 def test_the_detail_sampler_resolves_the_glyph_at_one_pixel_stride():
     """What makes the benchmark solvable: the model's own Gaussian sampler (σ = 1 px), zoomed to a
     1-pixel stride on the glyph, keeps bars whose orientation and colour axis name the glyph."""
-    from s2d_kernels.sampler import SamplerParams, filterbank_sample
+    from s2d_kernels.sampler import RawSampling, filterbank_sample
 
     p = sample_params(0, "test", 2)
     t = p.glyph_start
@@ -124,7 +124,7 @@ def test_the_detail_sampler_resolves_the_glyph_at_one_pixel_stride():
         frames = clip.permute(0, 3, 1, 2)[None].float()
         size = 16  # the glyph interior
         centre = torch.tensor([[x0 + 4 + (size - 1) / 2, y0 + 4 + (size - 1) / 2]])
-        raw = SamplerParams.fixed(1, 2)
+        raw = RawSampling.fixed(1, 2)
         raw.dt = torch.full((1,), math.atanh(2 * t / 15 - 1 + 1e-6))
         raw.delta_t = torch.full((1,), math.log(1e-3))  # both output frames at frame t
         raw.dx = torch.atanh(2 * centre[:, :1] / 127 - 1).expand(1, 2).clone()

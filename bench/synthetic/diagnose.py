@@ -37,7 +37,7 @@ from torch import nn
 import s2d
 from s2d.data import collate
 from s2d.locator import Locator
-from s2d.sampling import SamplingParams, window_params
+from s2d.sampling import window_params
 from s2d.synopsis import map_size
 from s2d.synth import SyntheticDetailDataset, where_it_looked
 

@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader, Subset
 import s2d
 from s2d.data import collate
 from s2d.flops import measure
-from s2d.topk import topk_vector
+from s2d_kernels.context import topk_vector
 from s2d.synth import CLASSES, LABEL_LIST, SyntheticDetailDataset, where_it_looked
 
 HERE = Path(__file__).resolve().parent

@@ -1,75 +1,53 @@
-"""Fused per-video context path: top-k → s → m → the context terms of every fusion stage.
+"""Per-video context path: top-k → s → m, and the detail classifier on `[feature ; m ; s]`.
 
-The K-wide parts of the official computation multiply a vector that is zero outside k entries
-(the k-hot or masked-softmax `s`), so they reduce to gathering k weight columns:
-`W_s·s = Σ_r s[idx_r]·W_s[:, idx_r]`. The same holds for the s-columns of the classifier. The
-m-parts become per-video biases (`W_m·m`), which the fusion GEMMs and the classifier add instead
-of materialising broadcast concatenations. Everything here is small per-video work in torch
-(differentiable, any device); the heavy per-pixel part is `s2d_kernels.fusion.context_fusion_split`.
+Two public functions, each with `backend=`: `synopsis_context` (the synopsis logits and pooled
+features → top-k indices, s and m) and `context_classifier` (per-frame detail features → logits).
+"reference" (`reference.py`) materialises the concatenations as the official code does; "torch"
+and "triton" (`gathered.py`: small per-video work, the same torch code on every device) gather
+the k weight columns that a k-sparse s selects instead of K-wide matmuls. The per-pixel fusion of
+m into detail-net stages is `s2d_kernels.fusion.context_fusion`.
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 
-from s2d_kernels.context.reference import ContextTerms, context_terms_reference, topk_vector_reference
+from s2d_kernels.backend import resolve_backend
+from s2d_kernels.context.gathered import context_classifier_gathered, synopsis_context_gathered, topk_select
+from s2d_kernels.context.reference import context_classifier_reference, synopsis_context_reference, topk_vector
 
-__all__ = ["ContextTerms", "context_terms", "context_terms_reference", "topk_select", "topk_vector_reference"]
-
-
-def topk_select(logits: torch.Tensor, k: int, scheme: str = "hard") -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k indices `[B, k]` and their entries of s `[B, k]` (1 for "hard"; the masked softmax
-    for "soft"), without building the K-wide vector.
-
-    Indices come from the same descending sort as the reference, so ties resolve identically.
-    """
-    if scheme not in ("hard", "soft"):
-        raise ValueError(f"top-k scheme must be 'hard' or 'soft', got {scheme!r}")
-    if not 1 <= k <= logits.shape[-1]:
-        raise ValueError(f"k must lie in [1, {logits.shape[-1]}], got {k}")
-    idx = torch.sort(logits, dim=-1, descending=True).indices[:, :k]
-    if scheme == "hard":
-        return idx, torch.ones(idx.shape, dtype=logits.dtype, device=logits.device)
-    x = torch.exp(torch.gather(logits, 1, idx) - logits.max(-1, keepdim=True).values)
-    return idx, x / (x.sum(-1, keepdim=True) + 1e-6)
+__all__ = ["context_classifier", "synopsis_context", "topk_select", "topk_vector"]
 
 
-def _gather_columns(weight: torch.Tensor, idx: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
-    """`Σ_r vals[b, r] · weight[:, idx[b, r]]` → `[B, out]`: a K-wide matmul with a k-sparse vector."""
-    cols = weight.t()[idx]  # [B, k, out]
-    return torch.bmm(vals.to(cols.dtype).unsqueeze(1), cols).squeeze(1)
-
-
-def context_terms(logits: torch.Tensor, g: torch.Tensor, k: int, fc_weight: torch.Tensor,
-                  fc_bias: torch.Tensor | None, stage_weights: Sequence[torch.Tensor] = (),
-                  classifier_weight: torch.Tensor | None = None, classifier_bias: torch.Tensor | None = None,
-                  scheme: str = "hard") -> ContextTerms:
-    """The per-video context terms from the synopsis outputs, gathering k columns for every s-part.
+def synopsis_context(logits: torch.Tensor, g: torch.Tensor, k: int, fc_weight: torch.Tensor,
+                     fc_bias: torch.Tensor | None, *, scheme: str = "hard",
+                     backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top-k indices `[B, k]`, s `[B, K]` and the context vector `m = ReLU(W·[s ; g] + b)` `[B, M]`.
 
     Args:
         logits: synopsis logits `[B, K]`; g: pooled synopsis features `[B, F]`.
         k: how many top classes enter s; scheme: "hard" (k-hot) or "soft" (masked softmax).
         fc_weight, fc_bias: the context encoder, `[M, K + F]` (s columns first) and `[M]`.
-        stage_weights: fusion conv weights `[C, C + M, 1, 1, 1]` (m columns last).
-        classifier_weight, classifier_bias: the detail classifier `[K, E + M + K]` on
-            `[feature ; m ; s]`, and its bias; the returned term is its per-video part plus bias.
+        backend: "reference" (the K-wide matmul on `[s ; g]`) or a fast one (k gathered columns).
     """
     K = logits.shape[1]
     if fc_weight.shape[1] != K + g.shape[1]:
         raise ValueError(f"context fc weight {tuple(fc_weight.shape)} does not take [s ; g] of width {K + g.shape[1]}")
-    idx, vals = topk_select(logits, k, scheme)
-    s = torch.zeros(logits.shape, dtype=vals.dtype, device=logits.device).scatter(1, idx, vals)
-    pre = torch.nn.functional.linear(g, fc_weight[:, K:], fc_bias) + _gather_columns(fc_weight[:, :K], idx, vals)
-    m = torch.relu(pre)
-    M = m.shape[1]
-    stage = [m.to(w.dtype) @ w[:, -M:, 0, 0, 0].t() for w in stage_weights]
-    cls = None
-    if classifier_weight is not None:
-        E = classifier_weight.shape[1] - M - K
-        if E < 0:
-            raise ValueError(f"classifier weight {tuple(classifier_weight.shape)} is narrower than [m ; s]")
-        cls = m @ classifier_weight[:, E:E + M].t() + _gather_columns(classifier_weight[:, E + M:], idx, vals)
-        if classifier_bias is not None:
-            cls = cls + classifier_bias
-    return ContextTerms(idx, s, m, stage, cls)
+    if resolve_backend(backend, logits.device) == "reference":
+        return synopsis_context_reference(logits, g, k, fc_weight, fc_bias, scheme)
+    return synopsis_context_gathered(logits, g, k, fc_weight, fc_bias, scheme)
+
+
+def context_classifier(feats: torch.Tensor, m: torch.Tensor, s: torch.Tensor, topk: torch.Tensor,
+                       weight: torch.Tensor, bias: torch.Tensor | None, *, backend: str = "auto") -> torch.Tensor:
+    """Logits `[B, K]` of the classifier on `[feature ; m ; s]` per frame, averaged over time.
+
+    `feats` `[B, T', E]`; `m`, `s`, `topk` from `synopsis_context`; `weight` `[K, E + M + K]`.
+    "reference" concatenates per frame; the fast backends add `W_m·m + W_s·s + b` once per video.
+    """
+    E, M, K = feats.shape[2], m.shape[1], s.shape[1]
+    if weight.shape[1] != E + M + K:
+        raise ValueError(f"classifier weight {tuple(weight.shape)} does not take [feature ; m ; s] of width "
+                         f"{E} + {M} + {K}")
+    if resolve_backend(backend, feats.device) == "reference":
+        return context_classifier_reference(feats, m, s, weight, bias)
+    return context_classifier_gathered(feats, m, s, topk, weight, bias)

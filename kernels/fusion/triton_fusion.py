@@ -1,7 +1,7 @@
 """Triton kernel of context fusion: `ReLU(W_x·x + bias_per_video)` as one GEMM with its epilogue.
 
 The 1×1×1 conv on `[x ; m]` is split as `W_x·x + W_m·m`; the context part `W_m·m` is one small
-GEMV per video (computed by torch, `context_bias`) and enters this kernel as a per-video bias, so
+GEMV per video (computed by torch, `split.context_bias`) and enters this kernel as a per-video bias, so
 the broadcast concat is never materialised. One program computes a `BM × BN` tile of
 `Y_g = ReLU(W_x · X_g + bias[g // frames_per_bias])` for one feature map g, where X_g is `[C, P]`:
 a video `[C, T·h·w]` ("bcthw") or a frame `[C, h·w]` ("frames", T frames per video).
@@ -18,7 +18,7 @@ import triton.language as tl
 from s2d_kernels._triton import KernelConfig, TunedKernel
 from s2d_kernels.backend import triton_interpreted
 
-__all__ = ["context_fusion_triton", "fusion_backward", "fusion_forward", "FUSION"]
+__all__ = ["fusion_backward", "fusion_forward", "FUSION"]
 
 
 @triton.jit
@@ -66,7 +66,7 @@ def fusion_forward(x3: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, frames
                    allow_tf32: bool = False) -> torch.Tensor:
     """`ReLU(w @ x3[g] + bias[g // frames_per_bias])` for x3 `[G, C, P]` → `[G, C_out, P]`.
 
-    Runs inside the custom op `s2d::fusion_gemm` (see `s2d_kernels.ops`), whose backward is torch.
+    Runs inside the custom op `s2d::fusion_gemm` (registered in `triton_op.py`), whose backward is torch.
     """
     G, C, P = x3.shape
     C_out = w.shape[0]
@@ -92,28 +92,3 @@ def fusion_backward(grad: torch.Tensor, x3: torch.Tensor, wx: torch.Tensor, y: t
     G = gy.shape[0]
     g_b = gy.float().sum(2).view(G // frames_per_bias, frames_per_bias, -1).sum(1)
     return g_x, g_w, g_b
-
-
-def context_fusion_triton(x: torch.Tensor, wx: torch.Tensor, bias: torch.Tensor, *, layout: str = "bcthw",
-                          allow_tf32: bool = False) -> torch.Tensor:
-    """`ReLU(W_x·x + bias[video])` with the Triton kernel.
-
-    `x`: `[B, C, T, h, w]` ("bcthw") or `[B*T, C, h, w]` ("frames"); `wx` `[C_out, C]`;
-    `bias` `[B, C_out]` (float32, the per-video context term). Returns `x`'s layout with C_out
-    channels, in `x`'s dtype.
-    """
-    B = bias.shape[0]
-    if layout == "bcthw":
-        x3 = x.reshape(x.shape[0], x.shape[1], -1)
-        per = 1
-    elif layout == "frames":
-        if x.shape[0] % B:
-            raise ValueError(f"{x.shape[0]} frames do not split into {B} videos")
-        x3 = x.reshape(x.shape[0], x.shape[1], -1)
-        per = x.shape[0] // B
-    else:
-        raise ValueError(f"layout must be 'bcthw' or 'frames', got {layout!r}")
-    from s2d_kernels.ops import fusion_gemm_op
-
-    y = fusion_gemm_op(x3, wx, bias.to(torch.float32), per, allow_tf32)
-    return y.view(x.shape[0], wx.shape[0], *x.shape[2:])

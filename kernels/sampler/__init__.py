@@ -1,8 +1,18 @@
-"""Gaussian filterbank detail sampler: public entry point `filterbank_sample`.
+"""Gaussian filterbank detail sampler: public entry point `filterbank_sample(..., backend=)`.
 
-Implementations: `reference.py` (dense batched algorithm and the official-style per-video loop),
-`banded.py` (the fast pure-torch path: banded spatial filters, fused uint8 normalisation) and
-`triton_sampler.py` (Triton forward and backward kernels, imported only when used).
+Layout of the op (as every op in `s2d_kernels`):
+
+- `params.py`: the raw parameters `RawSampling`, their scaling to grids, input checks;
+- `bands.py`: the one builder of filter rows (dense or banded) that every path uses;
+- `reference.py`: the dense batched algorithm and the official-style per-video loop;
+- `banded.py` + `banded_op.py`: the fast pure-torch path (banded spatial filters, fused uint8
+  normalisation), and its custom-op registration with the entry point `filterbank_sample_banded`;
+- `triton_sampler.py` + `triton_op.py`: the Triton kernels, and their custom-op registration with
+  the entry point `filterbank_sample_triton`.
+
+The `*_op.py` modules are imported on first use: registering FLOP formulas imports
+`torch.utils.flop_counter`, which imports Triton where it is installed, and importing this
+package never does.
 """
 from __future__ import annotations
 
@@ -11,36 +21,19 @@ from typing import Sequence
 import torch
 
 from s2d_kernels.backend import resolve_backend
-from s2d_kernels.sampler.banded import filterbank_sample_banded
-from s2d_kernels.sampler.reference import (
-    SamplerParams,
-    filterbank_sample_dense,
-    filterbank_sample_per_video,
-    filterbanks,
-    spatial_grid,
-    temporal_grid,
-)
+from s2d_kernels.sampler.bands import filter_band
+from s2d_kernels.sampler.normalize import normalize_frames
+from s2d_kernels.sampler.params import RawSampling, check_layout, spatial_grid, temporal_grid
+from s2d_kernels.sampler.reference import filterbank_sample_dense, filterbank_sample_per_video, filterbanks
 
-__all__ = ["SamplerParams", "filterbank_sample", "normalize_frames", "filterbanks", "spatial_grid",
-           "temporal_grid", "filterbank_sample_dense", "filterbank_sample_per_video",
-           "filterbank_sample_banded"]
+#: Former name of `RawSampling`, kept so existing code keeps working.
+SamplerParams = RawSampling
+
+__all__ = ["RawSampling", "SamplerParams", "filterbank_sample", "filter_band", "normalize_frames", "filterbanks",
+           "spatial_grid", "temporal_grid", "filterbank_sample_dense", "filterbank_sample_per_video"]
 
 
-def normalize_frames(frames: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None,
-                     channel_dim: int = 2) -> torch.Tensor:
-    """uint8 frames → float32 `(x/255 - mean)/std`; float frames are returned as they are."""
-    if frames.dtype != torch.uint8:
-        return frames
-    if mean is None or std is None:
-        raise ValueError("uint8 frames need the model's mean and std to be normalised")
-    shape = [1] * frames.dim()
-    shape[channel_dim] = -1
-    m = torch.tensor(mean, dtype=torch.float32, device=frames.device).view(shape)
-    s = torch.tensor(std, dtype=torch.float32, device=frames.device).view(shape)
-    return (frames.to(torch.float32) / 255.0 - m) / s
-
-
-def filterbank_sample(frames: torch.Tensor, num_frames: torch.Tensor, params: SamplerParams,
+def filterbank_sample(frames: torch.Tensor, num_frames: torch.Tensor, params: RawSampling,
                       out_size: int, *, mean: Sequence[float] | None = None,
                       std: Sequence[float] | None = None, temporal: str = "gaussian",
                       layout: str = "btchw", backend: str = "auto", sigma: float = 1.0) -> torch.Tensor:
@@ -50,7 +43,7 @@ def filterbank_sample(frames: torch.Tensor, num_frames: torch.Tensor, params: Sa
         frames: `[B, T, 3, H, W]` uint8 (normalised here with `mean`/`std`) or float (taken as
             already normalised).
         num_frames: `[B]` valid lengths; frames past them are ignored.
-        params: raw locator outputs (`SamplerParams`), `T_d` output frames.
+        params: raw locator outputs (`RawSampling`), `T_d` output frames.
         out_size: output side S.
         temporal: "gaussian" (S2DNet) or "linear" (the interpolation ablation).
         sigma: width in pixels of the spatial Gaussian rows, in (0, 1]; 1 is the official σ² = 1.
@@ -62,17 +55,17 @@ def filterbank_sample(frames: torch.Tensor, num_frames: torch.Tensor, params: Sa
     Returns float32 (float64 for a float64 clip on the torch path). Gradients reach the six raw
     parameters and float frames on every backend.
     """
-    if layout not in ("btchw", "bcthw"):
-        raise ValueError(f"layout must be 'btchw' or 'bcthw', got {layout!r}")
     backend = resolve_backend(backend, frames.device)
     if backend == "torch":
+        from s2d_kernels.sampler.banded_op import filterbank_sample_banded
+
         return filterbank_sample_banded(frames, num_frames, params, out_size, mean=mean, std=std,
                                         temporal=temporal, layout=layout, sigma=sigma)
     if backend == "triton":
-        from s2d_kernels.sampler.triton_sampler import filterbank_sample_triton
+        from s2d_kernels.sampler.triton_op import filterbank_sample_triton
 
         return filterbank_sample_triton(frames, num_frames, params, out_size, mean=mean, std=std,
                                         temporal=temporal, layout=layout, sigma=sigma)
-    x = normalize_frames(frames, mean, std)
-    out = filterbank_sample_dense(x, num_frames, params, out_size, temporal, sigma)
+    check_layout(layout)
+    out = filterbank_sample_dense(normalize_frames(frames, mean, std), num_frames, params, out_size, temporal, sigma)
     return out.transpose(1, 2) if layout == "bcthw" else out

@@ -2,8 +2,9 @@
 
 The dense reference multiplies by full `[S, H]` and `[S, W]` filterbanks although every Gaussian
 row (σ² = 1) has only ~13 taps that matter: a tap 6σ away weighs exp(-18) ≈ 1.5e-8 of the peak.
-This path keeps the algorithm (temporal contraction first at full resolution, then height, then
-width, per output frame) and changes only how each step is computed:
+This path keeps the temporal contraction first, at full resolution, and changes only how each
+step is computed; its spatial steps run height then width (the reference applies width then
+height: the same product, summed in another order, so results agree to float32 rounding):
 
 - time: a small GEMM with the dense `F_t` `[T_d, T]`. T is tiny and the GEMM is bound by reading
   the clip once, so banding time would save nothing here; the linear-temporal ablation (whose
@@ -21,100 +22,28 @@ The work runs in units of (a few videos, one colour channel) whose intermediates
 (cache-resident, and reused by the allocator instead of being page-faulted in afresh); the
 backward recomputes a unit's intermediates rather than keeping them alive.
 
-Band placement: the 13 taps of a row start at `floor(μ) - 6`, clamped into the frame. Every
-position within 6σ of μ is therefore inside the band, and a row whose centre lies off the frame
-keeps the 13 positions nearest to it, which carry all of its mass. Band sums thus equal the dense
-row sums to float32 rounding, including the `max(sum, 1e-7)` clamp of rows that fade out.
-Weights below the smallest normal float (far tails of `F_t`) are flushed to zero: they change no
-float32 sum, and subnormal operands would slow the GEMM several times over.
+Bands come from `s2d_kernels.sampler.bands` (13 taps per row, placed so that band sums equal the
+dense row sums). Weights below the smallest normal float (far tails of `F_t`) are flushed to
+zero: they change no float32 sum, and subnormal operands would slow the GEMM several times over.
 
-Gradients: the fused contraction is one custom op (`s2d::banded_sample`, see `s2d_kernels.ops`)
+Gradients: the fused contraction is one custom op (`s2d::banded_sample`, registered in `banded_op.py`)
 with a registered backward op returning gradients for `F_t` and the band weights (and for float
 frames); autograd carries them on through the band weights and the tanh/exp scaling to the six
 raw parameters.
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 import torch.nn.functional as F
 
-from s2d_kernels.sampler.reference import (
-    SUM_CLAMP,
-    SamplerParams,
-    _check,
-    gaussian_rows,
-    linear_rows,
-    spatial_grid,
-    temporal_grid,
-)
+from s2d_kernels.sampler.bands import flush_subnormal
+from s2d_kernels.sampler.params import volume_shape
 
-__all__ = ["BAND_TAPS", "band_rows", "banded_backward", "banded_forward", "filterbank_sample_banded",
-           "flush_subnormal", "temporal_filterbank", "uint8_affine"]
-
-#: Taps kept per Gaussian row: every position within 6σ of the centre (σ = 1).
-BAND_TAPS = 13
+__all__ = ["UNIT_BYTES", "banded_backward", "banded_forward"]
 
 #: Largest intermediate of one work unit, in bytes: small enough to stay in cache and below the
 #: size from which the C allocator maps fresh (page-faulting) memory for every request.
 UNIT_BYTES = 8 << 20
-
-
-def band_rows(grid: torch.Tensor, size: int, taps: int = BAND_TAPS, sigma: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Banded normalised Gaussian rows of width `sigma` (≤ 1: the band spans ±6σ or more) centred
-    on `grid[...]` over `size` positions.
-
-    Returns `start` (int64, `grid.shape`) and `weights` (`[*grid.shape, K]`, `K = min(taps,
-    size)`): row `r` is `weights[r, m]` at position `start[r] + m`. Weights and the
-    `max(sum, 1e-7)` normalisation are computed exactly as in the dense rows, restricted to the band.
-    """
-    K = min(taps, size)
-    # Band start in float first: floor of a non-finite centre is mapped into range here, and the
-    # weights of such a row come out as the dense ones do (NaN stays NaN, ±inf fades to 0).
-    start = torch.floor(grid.detach()) - (K // 2)
-    start = torch.nan_to_num(start, nan=0.0, posinf=float(size - K), neginf=0.0).clamp_(0, size - K)
-    pos = start.unsqueeze(-1) + torch.arange(K, device=grid.device, dtype=torch.float32)
-    w = torch.exp(-1 * torch.pow(pos - grid.unsqueeze(-1), 2) / (2.0 * sigma * sigma))
-    w = w / torch.clamp_min(w.sum(-1, keepdim=True), SUM_CLAMP)
-    return start.long(), flush_subnormal(w)
-
-
-def _check_sigma(sigma: float) -> None:
-    """The band's 13 taps hold a Gaussian row only for σ ≤ 1 (±6σ); wider rows would be cut."""
-    if not 0 < sigma <= 1:
-        raise ValueError(f"sigma (the spatial Gaussian width) must lie in (0, 1] px, got {sigma}")
-
-
-def flush_subnormal(w: torch.Tensor) -> torch.Tensor:
-    """Zero weights below the smallest normal float (they change no float32 sum), because
-    subnormal operands slow CPU arithmetic many times over (the tails of far Gaussian rows)."""
-    return torch.where(w.abs() < torch.finfo(w.dtype).tiny, torch.zeros((), dtype=w.dtype, device=w.device), w)
-
-
-def temporal_filterbank(num_frames: torch.Tensor, params: SamplerParams, in_frames: int,
-                        temporal: str = "gaussian") -> torch.Tensor:
-    """`F_t` `[B, T_d, T]` as the dense reference builds it (valid frames only), with subnormal
-    tail weights flushed to zero (`flush_subnormal`)."""
-    _, _, mu_t = temporal_grid(params.dt, params.delta_t, num_frames, params.out_frames)
-    valid = (torch.arange(in_frames, device=mu_t.device)[None, :] < num_frames[:, None])[:, None, :]
-    if temporal == "gaussian":
-        return flush_subnormal(gaussian_rows(mu_t, in_frames, valid))
-    if temporal == "linear":
-        return linear_rows(mu_t, in_frames, valid)
-    raise ValueError(f"temporal filter must be 'gaussian' or 'linear', got {temporal!r}")
-
-
-def uint8_affine(mean: Sequence[float] | None, std: Sequence[float] | None, channels: int,
-                 device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel `(scale, shift)` with `(x/255 - mean)/std = scale·x + shift`, float32 `[C]`."""
-    if mean is None or std is None:
-        raise ValueError("uint8 frames need the model's mean and std to be normalised")
-    m = torch.as_tensor(mean, dtype=torch.float32, device=device).reshape(-1)
-    s = torch.as_tensor(std, dtype=torch.float32, device=device).reshape(-1)
-    if m.numel() != channels or s.numel() != channels:
-        raise ValueError(f"mean/std need {channels} entries (one per channel), got {m.numel()} and {s.numel()}")
-    return 1.0 / (255.0 * s), -m / s
 
 
 class _Bands:
@@ -271,14 +200,13 @@ def banded_forward(ft: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor, frames:
     with the uint8 normalisation `(scale, shift)`, when given, folded into the temporal GEMM.
 
     Not differentiable by itself: it runs inside the custom op `s2d::banded_sample`, whose
-    registered backward is `banded_backward` (see `s2d_kernels.ops`).
+    registered backward is `banded_backward` (see `banded_op.py`).
     """
     dtype = ft.dtype
     B, T, C, H, W = frames.shape
     T_d, S = ft.shape[1], sy.shape[1]
     st = _Sampler(frames, ft, _Bands(sy, wy, H), _Bands(sx, wx, W), scale, shift, layout, dtype, fold_affine=True)
-    shape = (B, T_d, C, S, S) if layout == "btchw" else (B, C, T_d, S, S)
-    out = torch.empty(shape, dtype=dtype, device=frames.device)
+    out = torch.empty(volume_shape(B, T_d, C, S, layout), dtype=dtype, device=frames.device)
     for b0, b1 in st.chunks:
         n0, n1 = b0 * T_d, b1 * T_d
         ix, wxs = st.bx.index(n0, n1)
@@ -347,44 +275,3 @@ def _mass_backward(ft, wy, wx, g_mass, g_ft, g_wy, g_wx) -> None:
     g_ft += g_rt.view(ft.shape[:2]).unsqueeze(-1)
     g_wy += g_ry.unsqueeze(-1)
     g_wx += g_rx.unsqueeze(-1)
-
-
-def filterbank_sample_banded(frames: torch.Tensor, num_frames: torch.Tensor, params: SamplerParams,
-                             out_size: int, *, mean: Sequence[float] | None = None,
-                             std: Sequence[float] | None = None, temporal: str = "gaussian",
-                             layout: str = "btchw", sigma: float = 1.0) -> torch.Tensor:
-    """Detail volume V̂ with banded spatial filters; same contract as `filterbank_sample`.
-
-    `frames` `[B, T, C, H, W]` uint8 (normalised with `mean`/`std`) or float (already normalised;
-    16-bit floats are read as float32). Returns `[B, T_d, C, S, S]` ("btchw") or
-    `[B, C, T_d, S, S]` ("bcthw"), float32 (float64 for a float64 clip, so the path can be
-    gradchecked). Padded frames past `num_frames` get weight 0 (they must be finite).
-    """
-    if layout not in ("btchw", "bcthw"):
-        raise ValueError(f"layout must be 'btchw' or 'bcthw', got {layout!r}")
-    if not (frames.dtype == torch.uint8 or frames.is_floating_point()):
-        raise TypeError(f"frames must be uint8 or floating point, got {frames.dtype}")
-    _check(frames, num_frames, params, out_size)
-    B, T, C, H, W = frames.shape
-    T_d, S = params.out_frames, out_size
-    N = B * T_d
-    # float32 compute (as the reference) unless the clip itself is float64 (e.g. for gradcheck).
-    dtype = torch.float64 if frames.dtype == torch.float64 else torch.float32
-    scale = shift = None
-    if frames.dtype == torch.uint8:
-        scale, shift = uint8_affine(mean, std, C, frames.device)
-
-    ft = temporal_filterbank(num_frames, params, T, temporal).to(dtype)  # [B, T_d, T]
-    if not torch.compiler.is_compiling():
-        # Frames past every video's end have weight 0 everywhere: do not read them at all.
-        t_max = int(num_frames.max())
-        if t_max < T:
-            frames, ft = frames[:, :t_max], ft[..., :t_max]
-    _, _, mu_x = spatial_grid(params.dx, params.delta_x, W, S)  # [B, T_d, S]
-    _, _, mu_y = spatial_grid(params.dy, params.delta_y, H, S)
-    _check_sigma(sigma)
-    sy, wy = band_rows(mu_y.reshape(N, S), H, sigma=sigma)  # [N, S], [N, S, K]
-    sx, wx = band_rows(mu_x.reshape(N, S), W, sigma=sigma)
-    from s2d_kernels.ops import banded_sample_op  # registers the custom ops on first use
-
-    return banded_sample_op(ft, wy.to(dtype), wx.to(dtype), frames, sy, sx, scale, shift, layout)

@@ -17,18 +17,19 @@ from typing import Callable
 
 import torch
 
-from s2d_kernels.sampler.banded import filterbank_sample_banded
-from s2d_kernels.sampler.reference import SamplerParams, filterbank_sample_dense, filterbank_sample_per_video
+from s2d_kernels.sampler.banded_op import filterbank_sample_banded
+from s2d_kernels.sampler.params import RawSampling
+from s2d_kernels.sampler.reference import filterbank_sample_dense, filterbank_sample_per_video
 
 MEAN, STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
 
 
 def random_params(batch: int, out_frames: int, generator: torch.Generator | None = None,
-                  requires_grad: bool = False) -> SamplerParams:
+                  requires_grad: bool = False) -> RawSampling:
     """Realistic raw locator outputs: centres N(0, 0.5) (tanh spreads them), log-strides N(0, 0.3)."""
     def r(*shape, s):
         return (torch.randn(*shape, generator=generator) * s).requires_grad_(requires_grad)
-    return SamplerParams(r(batch, s=0.5), r(batch, s=0.3), r(batch, out_frames, s=0.5),
+    return RawSampling(r(batch, s=0.5), r(batch, s=0.3), r(batch, out_frames, s=0.5),
                          r(batch, out_frames, s=0.5), r(batch, out_frames, s=0.3), r(batch, out_frames, s=0.3))
 
 
@@ -70,7 +71,7 @@ def run(batch: int = 8, frames: int = 32, size: int = 224, out_frames: int = 12,
     with torch.no_grad():
         results["forward"] = _time(fwd, reps, clock)
     if backward:
-        pg = SamplerParams(*(t.detach().clone().requires_grad_() for t in p.as_tuple()))
+        pg = RawSampling(*(t.detach().clone().requires_grad_() for t in p.as_tuple()))
         grad = torch.randn(B, out_frames, 3, out_size, out_size, generator=g)
 
         def fb(f, xx, **k):

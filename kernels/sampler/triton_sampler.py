@@ -1,8 +1,8 @@
 """Triton kernels of the Gaussian filterbank sampler: forward and backward.
 
-Host side (torch, differentiable, tiny tensors): the band of every filter row, i.e. its first
-position and its weights, built exactly as the torch path builds them (`band_rows`; the temporal
-band is clamped into each video's valid frames). Device side: the contraction
+The band of every filter row (its first position and its weights) is built on the host by
+`s2d_kernels.sampler.bands`, as for the torch path (see `triton_op.py`). The kernels compute the
+contraction
 
     V̂[b, j, c, i, k] = Σ_τ wt[n, τ] Σ_m wy[n, i, m] Σ_l wx[n, k, l] I[b, t0+τ, c, sy+m, sx+l]
 
@@ -21,56 +21,18 @@ The backward kernel recomputes each chunk's temporal reduction and produces, by 
 gradients of the band weights (from which autograd reaches the six raw parameters) and, for float
 frames, of the frames. The order of the atomic additions is not fixed, so gradients are
 reproducible to float32 rounding, not bitwise. Both kernels run inside the custom ops
-`s2d::triton_sample` / `s2d::triton_sample_backward` (`s2d_kernels.ops`).
+`s2d::triton_sample` / `s2d::triton_sample_backward` (registered in `triton_op.py`).
 """
 from __future__ import annotations
-
-from typing import Sequence
 
 import torch
 import triton
 import triton.language as tl
 
 from s2d_kernels._triton import KernelConfig, TunedKernel
-from s2d_kernels.sampler.banded import BAND_TAPS, _check_sigma, band_rows, uint8_affine
-from s2d_kernels.sampler.reference import SUM_CLAMP, SamplerParams, _check, spatial_grid, temporal_grid
+from s2d_kernels.sampler.params import volume_shape
 
-__all__ = ["filterbank_sample_triton", "temporal_band", "triton_backward", "triton_forward", "FWD", "BWD"]
-
-#: Taps of the linear (interpolation) temporal filter's band: every integer within 1 of the centre
-#: (three when the centre is an integer, where the zero-weight neighbours still carry a subgradient).
-LINEAR_TAPS = 3
-
-
-def temporal_band(num_frames: torch.Tensor, params: SamplerParams, in_frames: int,
-                  temporal: str = "gaussian") -> tuple[torch.Tensor, torch.Tensor]:
-    """Temporal filter rows as bands: start `[B, T_d]` (int64) and weights `[B, T_d, KT]`.
-
-    The band is clamped into each video's valid frames `[0, n)` (positions past `n` that a short
-    video's band still spans get weight 0), so it holds every valid frame within 6σ of the centre
-    (Gaussian) or within 1 of it (linear), and the Gaussian normalisation sum equals the dense one.
-    """
-    _, _, mu = temporal_grid(params.dt, params.delta_t, num_frames, params.out_frames)  # [B, T_d]
-    if temporal == "gaussian":
-        KT, back = min(BAND_TAPS, in_frames), BAND_TAPS // 2
-    elif temporal == "linear":
-        KT, back = min(LINEAR_TAPS, in_frames), 1
-    else:
-        raise ValueError(f"temporal filter must be 'gaussian' or 'linear', got {temporal!r}")
-    n = num_frames.to(mu.device).view(-1, 1)
-    hi = (n - KT).clamp_min(0).to(torch.float32)
-    start = torch.floor(mu.detach()) - back
-    start = torch.nan_to_num(start, nan=0.0, posinf=float(in_frames), neginf=0.0)
-    start = torch.minimum(start.clamp_min(0), hi.expand_as(start))
-    pos = start.unsqueeze(-1) + torch.arange(KT, device=mu.device, dtype=torch.float32)
-    valid = pos < n.unsqueeze(-1)
-    if temporal == "gaussian":
-        w = torch.exp(-1 * torch.pow(pos - mu.unsqueeze(-1), 2) / 2.0) * valid
-        w = w / torch.clamp_min(w.sum(-1, keepdim=True), SUM_CLAMP)
-    else:
-        w = torch.clamp_min(1 - (pos - mu.unsqueeze(-1)).abs(), 0) * valid
-    return start.long(), w
-
+__all__ = ["triton_backward", "triton_forward", "FWD", "BWD"]
 
 @triton.jit
 def _temporal_chunk(x_ptr, x_off, n, t0, tw_ptr, c, scale, shift, offs_y, offs_x, m2,
@@ -250,15 +212,14 @@ def triton_forward(tw: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor, frames:
                    scale: torch.Tensor | None, shift: torch.Tensor | None, layout: str) -> torch.Tensor:
     """Launch the forward kernel: band weights (+ starts) and frames → V̂ (float32, `layout`).
 
-    Runs inside the custom op `s2d::triton_sample` (see `s2d_kernels.ops`), whose registered
+    Runs inside the custom op `s2d::triton_sample` (registered in `triton_op.py`), whose registered
     backward is `triton_backward`.
     """
     B, T, C, H, W = frames.shape
     T_d, KT = tw.shape[1], tw.shape[2]
     N, S, KY = wy.shape
     KX = wx.shape[2]
-    shape = (B, T_d, C, S, S) if layout == "btchw" else (B, C, T_d, S, S)
-    out = torch.empty(shape, device=frames.device, dtype=torch.float32)
+    out = torch.empty(volume_shape(B, T_d, C, S, layout), device=frames.device, dtype=torch.float32)
     so = out.stride()
     so = so if layout == "btchw" else (so[0], so[2], so[1], so[3], so[4])  # (b, j, c, i, k)
     normalize = scale is not None
@@ -297,43 +258,3 @@ def triton_backward(grad: torch.Tensor, tw: torch.Tensor, wy: torch.Tensor, wx: 
         sgb=sg[0], sgj=sg[1], sgc=sg[2], sgi=sg[3], sgk=sg[4],
         KT=KT, KY=KY, KX=KX, NORMALIZE=normalize, NEED_X=need_x, KT_P2=triton.next_power_of_2(KT))
     return g_tw, g_wy, g_wx, g_x.to(frames.dtype)
-
-
-def filterbank_sample_triton(frames: torch.Tensor, num_frames: torch.Tensor, params: SamplerParams,
-                             out_size: int, *, mean: Sequence[float] | None = None,
-                             std: Sequence[float] | None = None, temporal: str = "gaussian",
-                             layout: str = "btchw", sigma: float = 1.0) -> torch.Tensor:
-    """Detail volume V̂ with the Triton kernels; same contract as `filterbank_sample`.
-
-    `frames` uint8 (normalised on load with `mean`/`std`), float32, float16 or bfloat16, on a CUDA
-    device (or the CPU under `TRITON_INTERPRET=1`). Returns float32 in the requested layout.
-    """
-    if layout not in ("btchw", "bcthw"):
-        raise ValueError(f"layout must be 'btchw' or 'bcthw', got {layout!r}")
-    if frames.dtype not in (torch.uint8, torch.float32, torch.float16, torch.bfloat16):
-        raise TypeError(f"the Triton sampler reads uint8, float32, float16 or bfloat16 frames, got {frames.dtype}")
-    _check(frames, num_frames, params, out_size)
-    B, T, C, H, W = frames.shape
-    T_d, S = params.out_frames, out_size
-    N = B * T_d
-    dev = frames.device
-    scale = shift = None
-    if frames.dtype == torch.uint8:
-        scale, shift = uint8_affine(mean, std, C, dev)
-    f32 = torch.float32
-    params = SamplerParams(*(p.to(f32) for p in params.as_tuple()))
-    num_frames = num_frames.to(dev)
-    ts, tw = temporal_band(num_frames, params, T, temporal)
-    _, _, mu_x = spatial_grid(params.dx, params.delta_x, W, S)
-    _, _, mu_y = spatial_grid(params.dy, params.delta_y, H, S)
-    _check_sigma(sigma)
-    sy, wy = band_rows(mu_y.reshape(N, S), H, sigma=sigma)
-    sx, wx = band_rows(mu_x.reshape(N, S), W, sigma=sigma)
-    if frames.requires_grad and not frames.is_contiguous():
-        frames = frames.contiguous()  # the frames gradient is accumulated with the frames' strides
-    from s2d_kernels.ops import triton_sample_op
-
-    i32 = torch.int32
-    return triton_sample_op(tw.reshape(B, T_d, -1).contiguous(), wy.contiguous(), wx.contiguous(), frames,
-                            num_frames.to(i32).contiguous(), ts.to(i32).reshape(-1).contiguous(),
-                            sy.to(i32).contiguous(), sx.to(i32).contiguous(), scale, shift, layout)

@@ -174,9 +174,9 @@ def _sampler_bytes(inputs: dict[str, Any], dtype: str, shape: SamplerShape) -> d
 def _forward_candidate(fn: Callable, frames: torch.Tensor, num_frames: torch.Tensor,
                        raw: list[torch.Tensor]) -> Candidate:
     """Inference forward of one sampler implementation (no autograd)."""
-    from s2d_kernels.sampler import SamplerParams
+    from s2d_kernels.sampler import RawSampling
 
-    params = SamplerParams(*raw)
+    params = RawSampling(*raw)
     return Candidate([lambda: fn(frames, num_frames, params)], context=torch.no_grad)
 
 
@@ -204,9 +204,9 @@ def _autograd_candidate(run: Callable[[list[torch.Tensor]], torch.Tensor], input
 def _train_candidate(fn: Callable, frames: torch.Tensor, num_frames: torch.Tensor, raw: list[torch.Tensor],
                      grad_out: torch.Tensor) -> Candidate:
     """Forward with autograd, then backward to the six raw sampling parameters (two phases)."""
-    from s2d_kernels.sampler import SamplerParams
+    from s2d_kernels.sampler import RawSampling
 
-    return _autograd_candidate(lambda leaves: fn(frames, num_frames, SamplerParams(*leaves)), raw, grad_out)
+    return _autograd_candidate(lambda leaves: fn(frames, num_frames, RawSampling(*leaves)), raw, grad_out)
 
 
 def bench_sampler(bench: Bench) -> None:

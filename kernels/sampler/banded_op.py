@@ -1,0 +1,126 @@
+"""The fast torch sampler as a `torch.library` custom op, and its entry point `filterbank_sample_banded`.
+
+`s2d::banded_sample` / `s2d::banded_sample_backward` wrap the contraction of `banded.py` with a
+fake (meta) impl, autograd and a FLOP formula, so `torch.compile(fullgraph=True)` traces the
+sampler as one graph node and `FlopCounterMode` counts what it computes. FLOPs are 2 × the
+multiply-adds performed: the temporal GEMM over all T input frames, 13 taps per row for the
+banded spatial steps (their adjoints touch the same band entries).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch.utils.flop_counter import register_flop_formula
+
+from s2d_kernels.sampler.banded import banded_backward, banded_forward
+from s2d_kernels.sampler.bands import flush_subnormal, spatial_bands, temporal_band
+from s2d_kernels.sampler.normalize import uint8_affine
+from s2d_kernels.sampler.params import RawSampling, check_inputs, volume_shape
+
+__all__ = ["banded_sample_op", "filterbank_sample_banded"]
+
+Tensor = torch.Tensor
+
+
+@torch.library.custom_op("s2d::banded_sample", mutates_args=())
+def banded_sample(ft: Tensor, wy: Tensor, wx: Tensor, frames: Tensor, sy: Tensor, sx: Tensor,
+                  scale: Optional[Tensor], shift: Optional[Tensor], layout: str) -> Tensor:
+    """V̂ from the temporal filterbank, the spatial band weights/starts and the frames."""
+    return banded_forward(ft, wy, wx, frames, sy, sx, scale, shift, layout)
+
+
+@banded_sample.register_fake
+def _(ft, wy, wx, frames, sy, sx, scale, shift, layout):
+    return ft.new_empty(volume_shape(frames.shape[0], ft.shape[1], frames.shape[2], sy.shape[1], layout))
+
+
+@torch.library.custom_op("s2d::banded_sample_backward", mutates_args=())
+def banded_sample_backward(grad: Tensor, ft: Tensor, wy: Tensor, wx: Tensor, frames: Tensor, sy: Tensor,
+                           sx: Tensor, scale: Optional[Tensor], shift: Optional[Tensor], layout: str,
+                           need_x: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Gradients for `ft`, `wy`, `wx` and (empty unless `need_x`) the frames."""
+    return banded_backward(grad, ft, wy, wx, frames, sy, sx, scale, shift, layout, need_x)
+
+
+@banded_sample_backward.register_fake
+def _(grad, ft, wy, wx, frames, sy, sx, scale, shift, layout, need_x):
+    g_x = frames.new_empty(frames.shape if need_x else (0,))
+    return torch.empty_like(ft), torch.empty_like(wy), torch.empty_like(wx), g_x
+
+
+def _banded_setup(ctx, inputs, output):
+    ft, wy, wx, frames, sy, sx, scale, shift, layout = inputs
+    ctx.save_for_backward(ft, wy, wx, frames, sy, sx, scale, shift)
+    ctx.layout = layout
+
+
+def _banded_grad(ctx, grad):
+    ft, wy, wx, frames, sy, sx, scale, shift = ctx.saved_tensors
+    need_x = ctx.needs_input_grad[3]
+    g_ft, g_wy, g_wx, g_x = torch.ops.s2d.banded_sample_backward(grad, ft, wy, wx, frames, sy, sx, scale, shift,
+                                                                 ctx.layout, need_x)
+    return g_ft, g_wy, g_wx, (g_x if need_x else None), None, None, None, None, None
+
+
+banded_sample.register_autograd(_banded_grad, setup_context=_banded_setup)
+
+
+def _banded_macs(ft, wy, frames, need_x: bool = False, backward: bool = False) -> int:
+    B, T_d, T = ft
+    N, S, K = wy
+    _, _, C, H, W = frames
+    temporal = B * T_d * T * C * H * W
+    height = N * C * S * K * W
+    width = N * C * S * S * K
+    if not backward:
+        return temporal + height + width
+    # Recompute (temporal + height), tap gradients and adjoints of both bands, the F_t GEMM,
+    # and the frames GEMM when asked for.
+    return temporal + height + 2 * width + 2 * height + temporal + (temporal if need_x else 0)
+
+
+@register_flop_formula(torch.ops.s2d.banded_sample)
+def _banded_flops(ft, wy, wx, frames, sy, sx, scale, shift, layout, *args, out_shape=None, **kwargs) -> int:
+    return 2 * _banded_macs(ft, wy, frames)
+
+
+@register_flop_formula(torch.ops.s2d.banded_sample_backward)
+def _banded_bwd_flops(grad, ft, wy, wx, frames, sy, sx, scale, shift, layout, need_x, *args, out_shape=None,
+                      **kwargs) -> int:
+    return 2 * _banded_macs(ft, wy, frames, need_x, backward=True)
+
+
+def banded_sample_op(ft: Tensor, wy: Tensor, wx: Tensor, frames: Tensor, sy: Tensor, sx: Tensor,
+                     scale: Optional[Tensor], shift: Optional[Tensor], layout: str) -> Tensor:
+    """Call `s2d::banded_sample` (differentiable w.r.t. `ft`, `wy`, `wx` and float frames)."""
+    return torch.ops.s2d.banded_sample(ft, wy, wx, frames, sy, sx, scale, shift, layout)
+
+
+def filterbank_sample_banded(frames: torch.Tensor, num_frames: torch.Tensor, params: RawSampling,
+                             out_size: int, *, mean: Sequence[float] | None = None,
+                             std: Sequence[float] | None = None, temporal: str = "gaussian",
+                             layout: str = "btchw", sigma: float = 1.0) -> torch.Tensor:
+    """Detail volume V̂ with banded spatial filters; same contract as `filterbank_sample`.
+
+    `frames` `[B, T, C, H, W]` uint8 (normalised with `mean`/`std`) or float (already normalised;
+    16-bit floats are read as float32). Returns `[B, T_d, C, S, S]` ("btchw") or
+    `[B, C, T_d, S, S]` ("bcthw"), float32 (float64 for a float64 clip, so the path can be
+    gradchecked). Padded frames past `num_frames` get weight 0 (they must be finite).
+    """
+    check_inputs(frames, num_frames, params, out_size, layout=layout, temporal=temporal, sigma=sigma)
+    B, T, C, H, W = frames.shape
+    # float32 compute (as the reference) unless the clip itself is float64 (e.g. for gradcheck).
+    dtype = torch.float64 if frames.dtype == torch.float64 else torch.float32
+    scale = shift = None
+    if frames.dtype == torch.uint8:
+        scale, shift = uint8_affine(mean, std, C, frames.device)
+    _, ft = temporal_band(num_frames, params, T, temporal)  # dense F_t [B, T_d, T]
+    ft = (flush_subnormal(ft) if temporal == "gaussian" else ft).to(dtype)
+    if not torch.compiler.is_compiling():
+        # Frames past every video's end have weight 0 everywhere: do not read them at all.
+        t_max = int(num_frames.max())
+        if t_max < T:
+            frames, ft = frames[:, :t_max], ft[..., :t_max]
+    sy, wy, sx, wx = spatial_bands(params, H, W, out_size, sigma)  # [N, S], [N, S, K]
+    return banded_sample_op(ft, wy.to(dtype), wx.to(dtype), frames, sy, sx, scale, shift, layout)
