@@ -64,9 +64,15 @@ class LocatorConfig:
     #: from loss differences of windows shifted ±`smooth_px` (training only; see `s2d.smoothing`).
     gradient: str = "pathwise"
     smooth_px: float = 4.0
+    #: A fixed spatial stride (px) instead of the predicted one (None: predicted, the paper's).
+    #: With a fixed-width filter, zooming out keeps fine detail readable as aliased patterns, so a
+    #: learned zoom can trade placement for coverage; a fixed zoom leaves placement the only lever.
+    fixed_stride_px: float | None = None
 
     def validate(self) -> None:
         _require(self.hidden >= 1, "locator.hidden must be >= 1")
+        _require(self.fixed_stride_px is None or self.fixed_stride_px > 0,
+                 f"locator.fixed_stride_px must be null or > 0, got {self.fixed_stride_px}")
         _require(self.gradient in ("pathwise", "smoothed"),
                  f"locator.gradient must be 'pathwise' or 'smoothed', got {self.gradient!r}")
         _require(self.smooth_px > 0, f"locator.smooth_px must be > 0, got {self.smooth_px}")

@@ -23,7 +23,7 @@ from s2d.detail import DetailNet
 from s2d.fusion import ContextEncoder
 from s2d.hub import S2DHubMixin
 from s2d.locator import Locator
-from s2d.sampling import DetailSampler, SamplingWindow, centre_crop_params
+from s2d.sampling import DetailSampler, SamplingWindow, centre_crop_params, fixed_stride
 from s2d.smoothing import ShiftProbe, moved, random_signs, surrogate_loss, window_of
 from s2d.synopsis import SynopsisNet, map_size, resize_nearest, uniform_sample
 from s2d_kernels.backend import resolve_backend
@@ -125,6 +125,8 @@ class S2DNet(nn.Module, S2DHubMixin):
             raw = centre_crop_params(B, c.sampler.frames, W, H, c.sampler.size, frames.device)
         else:
             raw = self.locator(syn.feature_map, s)
+            if c.locator.fixed_stride_px is not None:
+                raw = fixed_stride(raw, c.locator.fixed_stride_px, W, H, c.sampler.size)
         probe = None
         view = raw
         if self.training and look_at is None and not self.freeze_sampler and c.locator.gradient == "smoothed":

@@ -7,7 +7,7 @@ point is a σ = 1 Gaussian, so the pixels read reach about 2 px further).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -44,6 +44,12 @@ class SamplingWindow:
 
 #: Former name of `SamplingWindow`, kept so existing code keeps working.
 SamplingParams = SamplingWindow
+
+
+def fixed_stride(raw: RawSampling, stride: float, width: int, height: int, out_size: int) -> RawSampling:
+    """`raw` with every output frame's spatial stride set to `stride` px (`locator.fixed_stride_px`)."""
+    return replace(raw, delta_x=torch.full_like(raw.delta_x, math.log(stride * (out_size - 1) / width)),
+                   delta_y=torch.full_like(raw.delta_y, math.log(stride * (out_size - 1) / height)))
 
 
 def sampled_box(window: SamplingWindow, out_size: int) -> torch.Tensor:
