@@ -1,15 +1,16 @@
-"""The training loop: two stages, SGD + cosine, DDP, AMP, exact resume, graceful SIGTERM.
+"""The training loop: two stages (+ optional phases), DDP, AMP, exact resume, graceful SIGTERM.
 
 `train(config)` runs a `TrainConfig` in this process; under `torchrun` every rank calls it and
 they share the work (DistributedDataParallel; gloo on CPU, NCCL on GPU). Per step: the model's
 forward on this rank's share of the global batch, `model.loss` (CE(DNet) + 0.1·CE(SNet) for
-S2DNet), backward (V̂'s gradient normalised by the model's sampler), gradient clipping, an SGD
-step and a per-step cosine learning rate.
+S2DNet), backward (V̂'s gradient normalised by the model's sampler), gradient clipping, an SGD (or
+AdamW) step and a per-step cosine learning rate.
 
 Stages (supplement §3): in stage 1 `model.set_freeze_sampler(True)` freezes the locator θ and
 feeds the detail net centre crops of uniform frames; stage 2 trains end to end. The DDP wrapper
 is rebuilt at the switch, because DDP only synchronises parameters that require gradients when
-it is built.
+it is built. Optional phases (`s2d.train.phases`) pre-train the synopsis and detail nets before
+stage 1 of a fresh run and warm the locator up at the start of stage 2.
 
 Checkpoints go to `out_dir` after every epoch (see `s2d.train.checkpoint`). SIGTERM (a cluster
 pre-empting the job, torchrun shutting down) lets the current step finish on every rank, saves a
@@ -46,7 +47,7 @@ from s2d.train.distributed import (DistEnv, all_gather_objects, all_reduce_sum, 
                                    teardown)
 from s2d.train.evaluate import evaluate
 from s2d.train.loader import EpochSampler, SeededSamples, collate_samples, derive_seed, model_inputs
-from s2d.train.metrics import Meter, MetricsLog, sampling_stats, topk_correct
+from s2d.train.metrics import Meter, MetricsLog, epoch_line, sampling_stats, topk_correct
 from s2d.train.optim import build_optimizer, build_scheduler, clip_gradients
 from s2d.train.phases import pretrain, warm_up_locator
 from s2d.train.runtime import configure_backends, ignore_sigterm, load_init, seed_all
@@ -399,16 +400,7 @@ class Trainer:
         if self.log is not None:
             self.log.write(record)
 
-        def fmt(x: float | None, unit: str = "") -> str:
-            return "-" if x is None else f"{x:.4g}{unit}"
-
-        text = (f"epoch {self.epoch + 1}/{self.epochs} (stage {self.stage}) loss {fmt(record['loss'])} "
-                f"top1 {fmt(record['dnet_top1'], '%')} (snet {fmt(record['snet_top1'], '%')}) "
-                f"lr {record['lr']:.3g}")
-        if val is not None:
-            text += (f" | val top1 {fmt(val.dnet_top1, '%')} top5 {fmt(val.dnet_top5, '%')} "
-                     f"(snet {fmt(val.snet_top1, '%')}) on {val.samples}")
-        self.say(text)
+        self.say(epoch_line(record, self.epochs, val))
 
     def _validate(self):
         data = self.cfg.data
