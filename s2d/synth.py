@@ -325,11 +325,8 @@ class SyntheticDetailDataset(Dataset):
             frames = torch.from_numpy(render_clip(params, self.frames, self.resolution))
             if self.cache is not None:
                 self.cache[index] = frames
-        # `focus`: the glyph interior's centre (x, y) in pixels while the object pauses
-        x0, y0, x1, y1 = params.box(params.glyph_start)
         return {"frames": frames, "num_frames": self.frames, "label": params.label, "index": index,
-                "path": f"synth:{self.split}/{self.seed}/{index}", "error": None,
-                "focus": ((x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2)}
+                "path": f"synth:{self.split}/{self.seed}/{index}", "error": None, "focus": params.glyph_centre()}
 
     def labels(self) -> list[int]:
         """Every sample's label, without rendering any clip."""

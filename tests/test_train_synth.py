@@ -11,7 +11,7 @@ import torch
 
 import s2d
 import s2d.cli as cli
-from s2d.sampling import centre_crop_params, view_params
+from s2d.sampling import centre_crop_params, window_params
 from s2d.synth import BORDER, COLOURS, OBJECT_SIZE, SyntheticDetailDataset, render_clip
 from s2d.train import TrainConfigError, build_dataset, load_config, register_dataset, train, unregister_dataset
 from s2d.train.datasets import ProceduralClips
@@ -59,22 +59,24 @@ def test_synth_kind_epochs_and_ranges_never_repeat_and_split_can_be_chosen():
 # -- sampler views ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shape", [(5,), (5, 3)])
-def test_view_params_are_the_exact_inverse_of_the_samplers_scaling(shape):
+def test_window_params_are_the_exact_inverse_of_the_samplers_scaling(shape):
     g = torch.Generator().manual_seed(0)
     W, H, S = 128, 96, 32
-    cx = torch.rand(shape, generator=g, dtype=torch.float64) * (W - 1)
-    cy = torch.rand(shape, generator=g, dtype=torch.float64) * (H - 1)
-    stride = torch.exp(torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1)
-    raw = view_params(cx, cy, stride, 3, W, H, S)
+    cx = 2 + torch.rand(shape, generator=g) * (W - 5)  # inside the frame, where float32 atanh is well-conditioned
+    cy = 2 + torch.rand(shape, generator=g) * (H - 5)
+    stride = torch.exp(torch.rand(shape, generator=g) * 2 - 1)
+    raw = window_params(cx, cy, stride, 3, W, H, S)
     got_x, sx, _ = spatial_grid(raw.dx, raw.delta_x, W, S)
     got_y, sy, _ = spatial_grid(raw.dy, raw.delta_y, H, S)
     expand = (lambda v: v[:, None].expand(5, 3)) if len(shape) == 1 else (lambda v: v)
-    torch.testing.assert_close(got_x, expand(cx), rtol=0, atol=1e-9)
-    torch.testing.assert_close(got_y, expand(cy), rtol=0, atol=1e-9)
-    torch.testing.assert_close(sx, expand(stride), rtol=1e-12, atol=0)
-    torch.testing.assert_close(sy, expand(stride), rtol=1e-12, atol=0)
+    torch.testing.assert_close(got_x, expand(cx), rtol=0, atol=1e-3)
+    torch.testing.assert_close(got_y, expand(cy), rtol=0, atol=1e-3)
+    torch.testing.assert_close(sx, expand(stride), rtol=1e-5, atol=0)
+    torch.testing.assert_close(sy, expand(stride), rtol=1e-5, atol=0)
+    with pytest.raises(ValueError, match="inside"):
+        window_params(torch.tensor([W - 1.0]), torch.tensor([10.0]), torch.ones(1), 3, W, H, S)
     # stage 1's centre crop is the centre view at a 1-px stride
-    centre = view_params(torch.full((2,), (W - 1) / 2), torch.full((2,), (H - 1) / 2), torch.ones(2), 3, W, H, S)
+    centre = window_params(torch.full((2,), (W - 1) / 2), torch.full((2,), (H - 1) / 2), torch.ones(2), 3, W, H, S)
     for a, b in zip(centre.as_tuple(), centre_crop_params(2, 3, W, H, S).as_tuple()):
         torch.testing.assert_close(a, b)
 

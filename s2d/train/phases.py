@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from s2d.backbones import run_backbone
-from s2d.sampling import centre_crop_params, view_params
+from s2d.sampling import centre_crop_params, window_params
 from s2d.topk import topk_vector
 from s2d.train.config import OptimSection, TrainConfig
 from s2d.train.datasets import phase_dataset
@@ -100,7 +100,7 @@ class DetailAlone(nn.Module):
         lo, hi = math.log(self.cfg.stride_min), math.log(self.cfg.stride_max)
         stride = torch.exp(lo + (hi - lo) * torch.rand(B, generator=self.generator))
         centre = batch["focus"].float() + jitter
-        return view_params(centre[:, 0].to(frames.device), centre[:, 1].to(frames.device), stride.to(frames.device),
+        return window_params(centre[:, 0].to(frames.device), centre[:, 1].to(frames.device), stride.to(frames.device),
                            c.sampler.frames, W, H, c.sampler.size)
 
     def forward(self, frames: torch.Tensor, num_frames: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
@@ -180,7 +180,7 @@ def locator_warmup(model: nn.Module, data: DataLoader, cfg: LocatorWarmupSection
             target = centre_crop_params(B, c.sampler.frames, W, H, c.sampler.size, device)
         else:
             stride = torch.full((B,), float(cfg.target_stride_px), device=device)
-            target = view_params(torch.full((B,), (W - 1) / 2, device=device),
+            target = window_params(torch.full((B,), (W - 1) / 2, device=device),
                                  torch.full((B,), (H - 1) / 2, device=device), stride, c.sampler.frames, W, H,
                                  c.sampler.size)
         loss = sum(F.mse_loss(a, b) for a, b in zip(raw.as_tuple(), target.as_tuple()))
