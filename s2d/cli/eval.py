@@ -2,7 +2,8 @@
 
 `--data` is a data kind (list, kinetics, ssv2, synth, or package.module:factory; `python -m s2d
 train --list` shows their keys) followed by its arguments (`list_file=val.txt root=/videos
-clip.num_frames=16`), or a training config JSON whose data section (split `--split`, default val) is used, with the arguments as overrides.
+clip.num_frames=16`), or a training config JSON whose data section (split `--split`, default
+val) is used, with the arguments as overrides.
 Reports the detail net's (the prediction's) and the synopsis net's accuracy, averaged over
 `--clips` temporal views. Runs under torchrun as well: each rank evaluates a share and every
 sample is counted once. Exit status 1 when some videos could not be read, 2 for bad arguments.

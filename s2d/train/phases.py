@@ -100,8 +100,10 @@ class DetailAlone(nn.Module):
         lo, hi = math.log(self.cfg.stride_min), math.log(self.cfg.stride_max)
         stride = torch.exp(lo + (hi - lo) * torch.rand(B, generator=self.generator))
         centre = batch["focus"].float() + jitter
-        return window_params(centre[:, 0].to(frames.device), centre[:, 1].to(frames.device), stride.to(frames.device),
-                           c.sampler.frames, W, H, c.sampler.size)
+        # a window jittered past the frame's edge is pulled back inside it (window_params' domain)
+        cx, cy = centre[:, 0].clamp(0.5, W - 1.5), centre[:, 1].clamp(0.5, H - 1.5)
+        device = frames.device
+        return window_params(cx.to(device), cy.to(device), stride.to(device), c.sampler.frames, W, H, c.sampler.size)
 
     def forward(self, frames: torch.Tensor, num_frames: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         volume = self._model[0].sampler(frames, num_frames, self.views(frames, batch))
@@ -232,7 +234,8 @@ def warm_up_locator(model: nn.Module, train_set: Dataset, cfg: TrainConfig, lr: 
     data = phase_loader(phase_dataset(train_set, offset, section.clips), cfg.batch_size, cfg.seed,
                         PHASE_KEYS["locator_warmup"], cfg.data.workers)
     if len(data) == 0:
-        raise TrainConfigError(f"phases.locator_warmup.clips={section.clips} is less than one batch of {cfg.batch_size}")
+        raise TrainConfigError(f"phases.locator_warmup.clips={section.clips} is less than one batch of "
+                               f"{cfg.batch_size}")
     info = locator_warmup(model, data, section, section.lr or lr, device, should_stop)
     if info is not None:
         say(f"locator_warmup: {info['steps']} steps, final squared error {info['final_mse']}, {info['seconds']:.0f}s")
