@@ -328,7 +328,7 @@ class SyntheticDetailDataset(Dataset):
             if self.cache is not None:
                 self.cache[index] = frames
         return {"frames": frames, "num_frames": self.frames, "label": params.label, "index": index,
-                "path": f"synth:{self.split}/{self.seed}/{index}", "error": None}
+                "path": f"synth:{self.split}/{self.seed}/{index}", "error": None, "focus": params.glyph_centre()}
 
     def labels(self) -> list[int]:
         """Every sample's label, without rendering any clip."""

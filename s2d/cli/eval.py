@@ -1,8 +1,9 @@
 """`python -m s2d eval --model NAME_OR_DIR --data KIND [key=value ...]`: top-1/top-5 of a model.
 
-`--data` is a data kind (list, kinetics, ssv2, synthetic, or package.module:factory) followed by
-its arguments (`list_file=val.txt root=/videos clip.num_frames=16`), or a training config JSON
-whose data section (split `--split`, default val) is used, with the arguments as overrides.
+`--data` is a data kind (list, kinetics, ssv2, synth, or package.module:factory; `python -m s2d
+train --list` shows their keys) followed by its arguments (`list_file=val.txt root=/videos
+clip.num_frames=16`), or a training config JSON whose data section (split `--split`, default
+val) is used, with the arguments as overrides.
 Reports the detail net's (the prediction's) and the synopsis net's accuracy, averaged over
 `--clips` temporal views. Runs under torchrun as well: each rank evaluates a share and every
 sample is counted once. Exit status 1 when some videos could not be read, 2 for bad arguments.
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     """Build the model and dataset, evaluate, print the metrics."""
     import s2d
     from s2d.train import build_dataset, evaluate
+    from s2d.train.datasets import supports_views
     from s2d.train.distributed import setup, teardown
 
     env = setup(args.device)
@@ -72,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
             model = s2d.create(args.model) if args.untrained else s2d.load(args.model)
             model.to(env.device)
             dataset = build_dataset(kind, args.split, dataset_args, model.config)
+            if clips > 1 and not supports_views(dataset):
+                raise ValueError(f"--clips {clips}: data kind {kind!r} offers no temporal views (its clips "
+                                 "already cover each video; use --clips 1, or clip.sampling=stride for videos)")
         except Exception as err:  # unknown model, missing weights or files, bad dataset arguments
             print(f"s2d eval: {err}", file=sys.stderr)
             return 2

@@ -1,9 +1,10 @@
 """`python -m s2d train CONFIG [key=value ...]`: train a model (also under `torchrun ... -m s2d train`).
 
-CONFIG is a JSON training config (see `s2d.train.config`) or the name of a paper recipe
-(`s2d.train.recipes`: s2dnet-tsm-sthv2, s2dnet-x3d-k400, ...). Dotted overrides change single
-values: `optim.lr=0.01 data.root=/videos model.overrides.sampler.size=48 batch_size=128`.
-`--print-config` shows the resolved config (a JSON file to edit) without training.
+CONFIG is a JSON training config (see `s2d.train.config`) or the name of a recipe
+(`s2d.train.recipes`: s2dnet-tsm-sthv2, s2dnet-x3d-k400, s2dnet-x3d-synth, ...). Dotted overrides
+change single values: `optim.lr=0.01 data.root=/videos model.overrides.sampler.size=48`.
+`--list` shows the recipes, the data kinds and their keys; `--print-config` shows the resolved
+config (a JSON file to edit) without training.
 Exit status: 0 when training finished or stopped cleanly on SIGTERM (resume with --resume),
 2 for a configuration error.
 """
@@ -18,11 +19,13 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         help="continue from the checkpoint in out_dir (start fresh when there is none)")
     parser.add_argument("--out-dir", metavar="DIR", help="where checkpoints and logs go (overrides out_dir)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--list", action="store_true", help="list the recipes and the data kinds with their keys")
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     """Register the arguments of `train`."""
-    parser.add_argument("config", metavar="CONFIG", help="training config JSON file, or a recipe name")
+    parser.add_argument("config", metavar="CONFIG", nargs="?",
+                        help="training config JSON file, or a recipe name (see --list)")
     # The options may also come among the overrides (argparse alone would refuse them there).
     parser.add_argument("overrides", nargs=argparse.REMAINDER, metavar="KEY=VALUE",
                         help="dotted overrides, values as JSON (strings may stay unquoted)")
@@ -36,11 +39,31 @@ def _split_options(args: argparse.Namespace) -> list[str]:
     found, rest = late.parse_known_args(args.overrides)
     unknown = [item for item in rest if item.startswith("-")]
     if unknown:
-        raise ValueError(f"unknown option(s) {' '.join(unknown)} (options: --resume, --out-dir DIR, --print-config)")
+        raise ValueError(f"unknown option(s) {' '.join(unknown)} "
+                         "(options: --resume, --out-dir DIR, --print-config, --list)")
     args.resume = args.resume or found.resume
     args.out_dir = found.out_dir or args.out_dir
     args.print_config = args.print_config or found.print_config
+    args.list = args.list or found.list
     return rest
+
+
+def print_catalogue() -> None:
+    """Recipes (with their model and data kind) and data kinds with the keys they take."""
+    from s2d.train.datasets import available_datasets, dataset_keys
+    from s2d.train.recipes import RECIPES
+
+    print("recipes (python -m s2d train RECIPE [key=value ...]):")
+    for name, recipe in RECIPES.items():
+        print(f"  {name:24s} model {recipe['model']['name']}, data kind {recipe['data']['kind']}")
+    print("data kinds (data.kind=KIND; keys under data.args, data.train or data.val):")
+    seen: dict[tuple[str, ...], str] = {}
+    for kind in available_datasets():
+        keys = tuple(dataset_keys(kind))
+        print(f"  {kind:10s} " + (f"(same as {seen[keys]})" if keys in seen else ", ".join(keys)))
+        seen.setdefault(keys, kind)
+    print("  or package.module:factory (called as factory(split=..., **args))")
+    print("every kind also takes split=NAME (read that split); '...': further keys go to the dataset class")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         overrides = _split_options(args)
+        if args.list:
+            print_catalogue()
+            return 0
+        if args.config is None:
+            raise ValueError("give a training config JSON file or a recipe name (python -m s2d train --list)")
         config = load_config(args.config, overrides)
         if args.resume:
             config.resume = True

@@ -25,7 +25,6 @@ misspelt key, the closest valid ones.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import os
 import types
@@ -34,9 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Union
 
-
-class TrainConfigError(ValueError):
-    """A training configuration that is malformed or inconsistent; the message names the key."""
+from s2d.train.errors import TrainConfigError
+from s2d.train.errors import check as _check
+from s2d.train.errors import suggest as _suggest
+from s2d.train.phase_config import PhasesSection
 
 
 @dataclass
@@ -106,15 +106,39 @@ class DataSection:
 @dataclass
 class StagesSection:
     """The supplement's two-stage recipe: `stage1_epochs` with θ frozen (the detail net sees
-    centre crops of uniform frames), then `stage2_epochs` end to end."""
+    centre crops of uniform frames), then `stage2_epochs` end to end.
+
+    `stage1_clips` / `stage2_clips`, when set, give the lengths in clips instead (for procedural
+    data, whose epochs are `data.args.size` fresh clips each): a whole number of epochs each.
+    """
 
     stage1_epochs: int = 40
     stage2_epochs: int = 80
+    stage1_clips: int | None = None
+    stage2_clips: int | None = None
 
     def validate(self) -> None:
         """Non-negative epoch counts, at least one epoch in all."""
         _check(self.stage1_epochs >= 0 and self.stage2_epochs >= 0, "stages: epoch counts must be >= 0")
-        _check(self.stage1_epochs + self.stage2_epochs >= 1, "stages: at least one epoch must be trained")
+        for name in ("stage1_clips", "stage2_clips"):
+            value = getattr(self, name)
+            _check(value is None or value >= 0, f"stages.{name} must be >= 0 or null")
+        if self.stage1_clips is None and self.stage2_clips is None:
+            _check(self.stage1_epochs + self.stage2_epochs >= 1, "stages: at least one epoch must be trained")
+
+    def in_epochs(self, epoch_clips: int) -> "StagesSection":
+        """These stages with clip counts turned into epochs of `epoch_clips` clips."""
+        epochs = {}
+        for stage in (1, 2):
+            clips = getattr(self, f"stage{stage}_clips")
+            if clips is None:
+                epochs[stage] = getattr(self, f"stage{stage}_epochs")
+                continue
+            _check(clips % epoch_clips == 0, f"stages.stage{stage}_clips={clips} is not a whole number of epochs of "
+                   f"{epoch_clips} clips (the training set's size, e.g. data.args.size)")
+            epochs[stage] = clips // epoch_clips
+        _check(epochs[1] + epochs[2] >= 1, "stages: at least one epoch must be trained")
+        return StagesSection(epochs[1], epochs[2])
 
     @property
     def epochs(self) -> int:
@@ -128,15 +152,20 @@ class StagesSection:
 
 @dataclass
 class OptimSection:
-    """SGD with momentum, cosine decay over all epochs after an optional linear warm-up.
+    """SGD with momentum (`name="sgd"`, the paper's) or AdamW (`"adamw"`: betas 0.9, 0.999,
+    decoupled weight decay), cosine decay after an optional linear warm-up.
 
     `lr` is the learning rate for a global batch of `ref_batch` videos; the run uses
     `lr * batch_size / ref_batch` (linear scaling). `lr_ratios` multiply the learning rate of
     parameters whose name starts with a key (the locator trains at 0.1×, as the official
     SAMPLER_LR_RATIO). Biases and normalisation parameters get no weight decay unless
-    `decay_bias_and_norm`. Gradients are clipped to a total norm of `clip_grad` (None: off).
+    `decay_bias_and_norm`. Gradients are clipped to a total norm of `clip_grad` (None: off);
+    parameters under a prefix of `clip_grad_groups` are clipped apart, to their own norm.
+    The warm-up lasts `warmup_epochs` or a `warmup_fraction` of the schedule's steps; with
+    `restart_per_stage` each stage runs a warm-up + cosine schedule of its own.
     """
 
+    name: str = "sgd"
     lr: float = 0.001
     ref_batch: int = 64
     momentum: float = 0.9
@@ -144,14 +173,24 @@ class OptimSection:
     weight_decay: float = 1e-3
     decay_bias_and_norm: bool = False
     warmup_epochs: float = 0.0
+    warmup_fraction: float = 0.0
+    restart_per_stage: bool = False
     warmup_start_factor: float = 0.01  # warm-up starts at this fraction of the peak lr
     min_lr_ratio: float = 0.0  # cosine ends at this fraction of the peak lr
     clip_grad: float | None = 20.0
     lr_ratios: dict[str, float] = field(default_factory=lambda: {"locator": 0.1})
+    clip_grad_groups: dict[str, float] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Ranges of the optimiser settings."""
+        _check(self.name in ("sgd", "adamw"), f"optim.name must be 'sgd' or 'adamw', got {self.name!r}")
         _check(self.lr > 0, "optim.lr must be > 0")
+        _check(0 <= self.warmup_fraction < 1, "optim.warmup_fraction must lie in [0, 1)")
+        _check(not (self.warmup_fraction and self.warmup_epochs),
+               "optim: set warmup_epochs or warmup_fraction, not both")
+        for prefix, clip in self.clip_grad_groups.items():
+            _check(isinstance(clip, (int, float)) and not isinstance(clip, bool) and clip > 0,
+                   f"optim.clip_grad_groups[{prefix!r}] must be a number > 0, got {clip!r}")
         _check(self.ref_batch >= 1, "optim.ref_batch must be >= 1")
         _check(0 <= self.momentum < 1, "optim.momentum must lie in [0, 1)")
         _check(not self.nesterov or self.momentum > 0, "optim.nesterov needs momentum > 0")
@@ -173,6 +212,7 @@ class TrainConfig:
     data: DataSection = field(default_factory=DataSection)
     stages: StagesSection = field(default_factory=StagesSection)
     optim: OptimSection = field(default_factory=OptimSection)
+    phases: PhasesSection = field(default_factory=PhasesSection)
     batch_size: int = 64
     out_dir: str = "runs/s2d"
     seed: int = 0
@@ -186,10 +226,12 @@ class TrainConfig:
     log_every: int = 20  # steps between step records in the metrics log
     progress: bool = True  # tqdm progress bar on rank 0
     resume: bool = False  # continue from out_dir's checkpoint (start fresh when there is none)
+    threads: int | None = None  # torch CPU threads per process (None: torch's default)
+    flush_denormal: bool = False  # CPU: flush denormal floats to zero (tiny early gradients run slowly otherwise)
 
     def validate(self) -> "TrainConfig":
         """Check every section and the cross-section rules; returns self."""
-        for section in (self.model, self.data, self.stages, self.optim):
+        for section in (self.model, self.data, self.stages, self.optim, self.phases):
             section.validate()
         _check(self.batch_size >= 1, "batch_size must be >= 1")
         _check(bool(self.out_dir), "out_dir must be set")
@@ -198,6 +240,7 @@ class TrainConfig:
         _check(self.amp in ("none", "bf16", "fp16"), f"amp must be 'none', 'bf16' or 'fp16', got {self.amp!r}")
         _check(self.bn in ("train", "frozen"), f"bn must be 'train' or 'frozen', got {self.bn!r}")
         _check(self.log_every >= 1, "log_every must be >= 1")
+        _check(self.threads is None or self.threads >= 1, "threads must be >= 1 or null")
         return self
 
     # -- (de)serialisation ------------------------------------------------------------------------
@@ -247,7 +290,8 @@ def apply_override(data: dict[str, Any], item: str) -> None:
     """Apply one `dotted.key=value` override to a config dict in place.
 
     Keys inside dataclass sections must exist; keys below dict-valued fields (`model.overrides`,
-    `data.args`, `data.train`, `data.val`, `optim.lr_ratios`) are free and created as needed.
+    `data.args`, `data.train`, `data.val`, `optim.lr_ratios`, `optim.clip_grad_groups`) are free
+    and created as needed.
     """
     if "=" not in item:
         raise TrainConfigError(f"override {item!r} is not of the form key=value")
@@ -294,16 +338,6 @@ def apply_override(data: dict[str, Any], item: str) -> None:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise TrainConfigError(msg)
-
-
-def _suggest(name: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=3)
-    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-
 
 def _default_of(cls: type, name: str) -> Any:
     """A JSON copy of a dataclass field's default value (None when it has none)."""

@@ -5,7 +5,9 @@ Built in:
 - `"list"`: `s2d.data.VideoListDataset` (`list_file`, `root`, ...);
 - `"kinetics"`: `s2d.data.KineticsCSVDataset` (`csv_file`, `root`, `classes`, `drop_unknown`, ...);
 - `"ssv2"`: `s2d.data.SomethingV2Dataset` (`json_file`, `root`, `classes`, `drop_unknown`, ...);
-- `"synthetic"`: `s2d.synth.SyntheticDetailDataset(split=..., **args)` (imported when used).
+- `"synth"` (alias `"synthetic"`): `s2d.synth.SyntheticDetailDataset` clips (`size`, `seed`,
+  `frames`, `resolution`, `noise_std`, `num_distractors`, `spread`, `start`), procedural: each
+  training epoch reads `size` fresh clips, and samples carry the glyph's `focus` (x, y).
 
 For the video datasets, `clip` (a dict of `s2d.io.ClipSpec` fields) says how clips are cut; by
 default `dense_frames` frames spread uniformly over the video, the short side resized to
@@ -17,7 +19,13 @@ to the dataset class unchanged.
 `register_dataset(name, factory)` adds a kind; `factory(split, model_config, **args)` returns a
 map-style dataset whose samples are dicts like `s2d.data`'s (`frames` uint8 `[T, H, W, 3]`,
 `num_frames`, `label`, ...). A kind of the form `"package.module:attr"` imports `attr` and calls
-`attr(split=split, **args)`.
+`attr(split=split, **args)`. A `split` among the arguments names the split to read instead
+(`data.val.split=test`; for `eval`, `--split test` does the same).
+
+Procedural datasets (clips generated from an index, never repeating) define
+`for_epoch(epoch) -> Dataset` (the clips that epoch reads: `s2d.train.loader.SeededSamples`
+asks for them) and `range(start, count) -> Dataset`, which the pre-training phases use to read
+clips no stage reads; other datasets are cycled through by the phases instead.
 
 Temporal views (multi-clip evaluation): a dataset offers them through a method
 `get_view(index, view, num_views) -> sample`. Video datasets with stride sampling have them
@@ -29,11 +37,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 from typing import TYPE_CHECKING, Any, Callable
 
 from torch.utils.data import Dataset
 
-from s2d.train.config import TrainConfigError
+from s2d.train.errors import TrainConfigError
 
 if TYPE_CHECKING:
     from s2d.io import ClipSpec
@@ -63,8 +72,23 @@ def available_datasets() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def dataset_keys(kind: str) -> list[str]:
+    """The arguments a registered kind takes (from its factory's signature); `...` when it passes
+    further keyword arguments on to its dataset class."""
+    keys = []
+    for p in inspect.signature(_REGISTRY[kind]).parameters.values():
+        if p.kind is p.KEYWORD_ONLY:
+            keys.append(p.name if p.default is p.empty or p.default is None else f"{p.name}={p.default!r}")
+        elif p.kind is p.VAR_KEYWORD:
+            keys.append("...")
+    return keys
+
+
 def build_dataset(kind: str, split: str, args: dict[str, Any], model_config: Any = None) -> Dataset:
-    """The `split` ("train", "val", ...) dataset of a kind, built from its arguments."""
+    """The `split` ("train", "val", ...) dataset of a kind, built from its arguments (a `split`
+    among them takes precedence)."""
+    args = dict(args)
+    split = str(args.pop("split", split))
     if ":" in kind:
         module_name, _, attr = kind.partition(":")
         try:
@@ -74,7 +98,12 @@ def build_dataset(kind: str, split: str, args: dict[str, Any], model_config: Any
         return factory(split=split, **args)
     if kind not in _REGISTRY:
         raise TrainConfigError(f"unknown data kind {kind!r} (known: {', '.join(available_datasets())})")
-    return _REGISTRY[kind](split, model_config, **args)
+    try:
+        return _REGISTRY[kind](split, model_config, **args)
+    except TypeError as err:  # an argument the factory does not take
+        if "argument" not in str(err):
+            raise
+        raise TrainConfigError(f"data kind {kind!r}: {err} (its keys: {', '.join(dataset_keys(kind))})") from None
 
 
 # -- clip specs and the video datasets ---------------------------------------------------------------
@@ -149,16 +178,68 @@ def _ssv2_dataset(split: str, model_config: Any, *, json_file: str | None = None
                               **_video_kwargs(split, kwargs))
 
 
-def _synthetic_dataset(split: str, model_config: Any, **args: Any) -> Dataset:
+class ProceduralClips(Dataset):
+    """`size` clips of an endless indexed source (a `SyntheticDetailDataset`), from `start` on;
+    epoch e reads the `size` clips after epoch e−1's, so no clip is read twice."""
+
+    def __init__(self, source: Any, start: int, size: int):
+        self.source, self.start, self.size = source, int(start), int(size)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < self.size:
+            raise IndexError(f"sample index {index} out of range for {self.size} samples")
+        return self.source[self.start + index]
+
+    def params(self, index: int) -> Any:
+        """The source's ground truth of sample `index`."""
+        return self.source.params(self.start + index)
+
+    def for_epoch(self, epoch: int) -> "ProceduralClips":
+        """The clips of training epoch `epoch`."""
+        return ProceduralClips(self.source, self.start + epoch * self.size, self.size)
+
+    def range(self, start: int, count: int) -> "ProceduralClips":
+        """`count` clips from `start` clips after this dataset's first."""
+        return ProceduralClips(self.source, self.start + start, count)
+
+
+def _synth_dataset(split: str, model_config: Any, *, size: int = 1024, seed: int = 0, frames: int | None = None,
+                   resolution: int | None = None, noise_std: float = 6.0, num_distractors: int = 3,
+                   spread: int = 12, start: int = 0) -> Dataset:
+    """`s2d.synth` clips `start .. start+size-1` of `split`; `frames` and `resolution` default to
+    the model's dense input."""
     from s2d.synth import SyntheticDetailDataset
 
-    return SyntheticDetailDataset(split=split, **args)
+    if size < 1 or start < 0:
+        raise TrainConfigError(f"data kind 'synth': size must be >= 1 and start >= 0, got size={size}, start={start}")
+    frames = frames or getattr(model_config, "dense_frames", None) or 16
+    resolution = resolution or getattr(model_config, "dense_size", None) or 128
+    try:
+        source = SyntheticDetailDataset(split, 2**62, seed=seed, frames=frames, resolution=resolution,
+                                        noise_std=noise_std, num_distractors=num_distractors, spread=spread)
+    except ValueError as err:
+        raise TrainConfigError(f"data kind 'synth': {err}") from None
+    return ProceduralClips(source, start, size)
+
+
+def phase_dataset(dataset: Dataset, start: int, count: int) -> Dataset:
+    """`count` training samples for a phase: clips `start ..` of a procedural dataset, else the
+    dataset's samples cycled through in order."""
+    if callable(getattr(dataset, "range", None)):
+        return dataset.range(start, count)
+    from torch.utils.data import Subset
+
+    return Subset(dataset, [i % len(dataset) for i in range(count)])
 
 
 register_dataset("list", _list_dataset)
 register_dataset("kinetics", _kinetics_dataset)
 register_dataset("ssv2", _ssv2_dataset)
-register_dataset("synthetic", _synthetic_dataset)
+register_dataset("synth", _synth_dataset)
+register_dataset("synthetic", _synth_dataset)
 
 
 # -- temporal views ------------------------------------------------------------------------------------

@@ -48,7 +48,8 @@ def seeded(*keys: int) -> Iterator[None]:
 
 class SeededSamples(Dataset):
     """Wraps a map-style dataset; `ds[(epoch, index)]` loads sample `index` with its random
-    choices seeded from (seed, epoch, index)."""
+    choices seeded from (seed, epoch, index), from `dataset.for_epoch(epoch)` when the dataset
+    is procedural (fresh clips every epoch)."""
 
     def __init__(self, dataset: Dataset, seed: int):
         self.dataset = dataset
@@ -59,8 +60,9 @@ class SeededSamples(Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
         epoch, index = key
+        dataset = self.dataset.for_epoch(epoch) if callable(getattr(self.dataset, "for_epoch", None)) else self.dataset
         with seeded(self.seed, epoch, index):
-            sample = self.dataset[index]
+            sample = dataset[index]
         return sample
 
 
@@ -82,11 +84,15 @@ class EpochSampler(DistributedSampler):
 
 
 def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """`s2d.data.collate`, tolerating datasets whose samples lack `path`, `error` or `index`."""
+    """`s2d.data.collate`, tolerating datasets whose samples lack `path`, `error` or `index`;
+    `focus` `[B, 2]` (x, y in pixels) when every sample has one."""
     from s2d.data import collate
 
     filled = [{"path": "", "error": None, "index": -1, **s} for s in samples]
-    return collate(filled)
+    batch = collate(filled)
+    if all("focus" in s for s in samples):
+        batch["focus"] = torch.tensor([[float(v) for v in s["focus"]] for s in samples], dtype=torch.float32)
+    return batch
 
 
 def model_inputs(batch: dict[str, Any], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -133,3 +133,17 @@ class MetricsLog:
                 writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
             if rows or path.exists():
                 atomic_write_text(path, buf.getvalue())
+
+
+def epoch_line(record: dict[str, Any], epochs: int, val: Any = None) -> str:
+    """One line on an epoch's record (and its validation result, an `EvalResult`)."""
+
+    def fmt(x: float | None, unit: str = "") -> str:
+        return "-" if x is None else f"{x:.4g}{unit}"
+
+    text = (f"epoch {record['epoch']}/{epochs} (stage {record['stage']}) loss {fmt(record['loss'])} "
+            f"top1 {fmt(record['dnet_top1'], '%')} (snet {fmt(record['snet_top1'], '%')}) lr {record['lr']:.3g}")
+    if val is not None:
+        text += (f" | val top1 {fmt(val.dnet_top1, '%')} top5 {fmt(val.dnet_top5, '%')} "
+                 f"(snet {fmt(val.snet_top1, '%')}) on {val.samples}")
+    return text

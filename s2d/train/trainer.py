@@ -1,15 +1,16 @@
-"""The training loop: two stages, SGD + cosine, DDP, AMP, exact resume, graceful SIGTERM.
+"""The training loop: two stages (+ optional phases), DDP, AMP, exact resume, graceful SIGTERM.
 
 `train(config)` runs a `TrainConfig` in this process; under `torchrun` every rank calls it and
 they share the work (DistributedDataParallel; gloo on CPU, NCCL on GPU). Per step: the model's
 forward on this rank's share of the global batch, `model.loss` (CE(DNet) + 0.1·CE(SNet) for
-S2DNet), backward (V̂'s gradient normalised by the model's sampler), gradient clipping, an SGD
-step and a per-step cosine learning rate.
+S2DNet), backward (V̂'s gradient normalised by the model's sampler), gradient clipping, an SGD (or
+AdamW) step and a per-step cosine learning rate.
 
 Stages (supplement §3): in stage 1 `model.set_freeze_sampler(True)` freezes the locator θ and
 feeds the detail net centre crops of uniform frames; stage 2 trains end to end. The DDP wrapper
 is rebuilt at the switch, because DDP only synchronises parameters that require gradients when
-it is built.
+it is built. Optional phases (`s2d.train.phases`) pre-train the synopsis and detail nets before
+stage 1 of a fresh run and warm the locator up at the start of stage 2.
 
 Checkpoints go to `out_dir` after every epoch (see `s2d.train.checkpoint`). SIGTERM (a cluster
 pre-empting the job, torchrun shutting down) lets the current step finish on every rank, saves a
@@ -20,11 +21,10 @@ that needs `deterministic=true`, since autotuned kernels are not reproducible).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import json
 import math
-import os
-import random
 import signal
 import sys
 import threading
@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -48,8 +47,10 @@ from s2d.train.distributed import (DistEnv, all_gather_objects, all_reduce_sum, 
                                    teardown)
 from s2d.train.evaluate import evaluate
 from s2d.train.loader import EpochSampler, SeededSamples, collate_samples, derive_seed, model_inputs
-from s2d.train.metrics import Meter, MetricsLog, sampling_stats, topk_correct
-from s2d.train.optim import build_optimizer, build_scheduler
+from s2d.train.metrics import Meter, MetricsLog, epoch_line, sampling_stats, topk_correct
+from s2d.train.optim import build_optimizer, build_scheduler, clip_gradients
+from s2d.train.phases import pretrain, warm_up_locator
+from s2d.train.runtime import configure_backends, ignore_sigterm, load_init, seed_all
 
 
 @dataclass
@@ -81,41 +82,6 @@ def train(config: TrainConfig | dict[str, Any] | str, overrides: Iterable[str] =
         teardown(env)
 
 
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _ignore_sigterm(_worker_id: int) -> None:
-    """DataLoader workers leave SIGTERM to the main process, which finishes its step and stops
-    them; otherwise a signal sent to the whole process group would kill a worker mid-batch."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def _configure_backends(cfg: TrainConfig, device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = cfg.cudnn_benchmark and not cfg.deterministic
-        torch.backends.cudnn.deterministic = cfg.deterministic
-        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
-        torch.backends.cudnn.allow_tf32 = cfg.tf32
-    if cfg.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def _load_init(model: nn.Module, source: str) -> None:
-    """Initial weights from a model folder or a `.safetensors` file (strict: every key must fit)."""
-    from s2d.hub import load_file_into
-
-    path = Path(source).expanduser()
-    if path.is_dir():
-        path = path / WEIGHTS_NAME
-    if not path.is_file():
-        raise TrainConfigError(f"model.init: {path} does not exist (give a model folder or a .safetensors file)")
-    load_file_into(model, path, strict=True, source=f"model.init {source}")
-
-
 class Trainer:
     """One rank's share of a training run; `run()` trains until done or interrupted."""
 
@@ -125,19 +91,17 @@ class Trainer:
         self.cfg, self.env = cfg, env
         self.device = env.device
         self.out = Path(cfg.out_dir)
-        _configure_backends(cfg, self.device)
+        configure_backends(cfg, self.device)
 
         # The same initial weights on every rank; then different streams per rank (dropout).
-        _seed_all(cfg.seed)
+        seed_all(cfg.seed)
         self.model: nn.Module = create(cfg.model.name, **cfg.model.overrides)
         if cfg.model.init:
-            _load_init(self.model, cfg.model.init)
+            load_init(self.model, cfg.model.init)
         self.model.to(self.device)
         self.net: nn.Module = self.model  # what the step calls: the model, or its DDP wrapper
         self.staged = callable(getattr(self.model, "set_freeze_sampler", None))
         self.stage: int | None = None
-        if not self.staged and cfg.stages.stage1_epochs:
-            self.say(f"{cfg.model.name} has no detail sampler to freeze: stage 1 trains it as stage 2 does")
         # With the V̂ gradient normalised per video (supplement §2), every video hands the locator
         # a gradient of fixed size whatever the batch: its gradient is a sum over the batch, not a
         # mean. DDP averages over ranks, which would shrink it by the world size; multiplying it
@@ -151,6 +115,12 @@ class Trainer:
         # Data.
         data = cfg.data
         self.train_set = build_dataset(data.kind, "train", data.split_args("train"), self.model.config)
+        # Stage lengths given in clips become epochs of this training set.
+        self.cfg = cfg = dataclasses.replace(cfg, stages=cfg.stages.in_epochs(len(self.train_set)))
+        if not self.staged and cfg.stages.stage1_epochs:
+            self.say(f"{cfg.model.name} has no detail sampler to freeze: stage 1 trains it as stage 2 does")
+        if not self.staged and cfg.phases.locator_warmup.clips:
+            raise TrainConfigError(f"phases.locator_warmup: {cfg.model.name} has no locator")
         self.val_set = None
         if data.val is not None:
             self.val_set = build_dataset(data.kind, "val", data.split_args("val"), self.model.config)
@@ -172,7 +142,8 @@ class Trainer:
         # Optimisation: the reference learning rate scaled linearly with the global batch.
         self.lr = cfg.optim.lr * cfg.batch_size / cfg.optim.ref_batch
         self.optimizer = build_optimizer(self.model, cfg.optim, self.lr)
-        self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps_per_epoch, self.epochs)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps_per_epoch,
+                                         [cfg.stages.stage1_epochs, cfg.stages.stage2_epochs])
         cuda = self.device.type == "cuda"
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if cuda else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp == "fp16")
@@ -191,7 +162,7 @@ class Trainer:
         self.stop_requested = False
         self.step_lr = self._main_lr()
         self.log = MetricsLog(self.out) if env.is_main else None
-        _seed_all(derive_seed((cfg.seed, 1 + env.rank)))
+        seed_all(derive_seed((cfg.seed, 1 + env.rank)))
 
     # -- messages ---------------------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -205,7 +176,8 @@ class Trainer:
     def run(self) -> TrainResult:
         """Start or resume, train the remaining epochs (or until SIGTERM), and report."""
         state_path = self.out / STATE_NAME
-        if state_path.is_file():
+        fresh = not state_path.is_file()
+        if not fresh:
             if not self.cfg.resume:
                 raise TrainConfigError(f"{self.out} already holds a checkpoint ({STATE_NAME}); resume it with "
                                        "--resume (resume=true) or choose another out_dir")
@@ -228,6 +200,14 @@ class Trainer:
                  f"frozen) × {self.steps_per_epoch} steps, global batch {self.cfg.batch_size} over "
                  f"{self.env.world_size} rank(s), peak lr {self.lr:g}, device {self.device}")
         with self._sigterm_handler():
+            if fresh and self.cfg.phases.pretrain_clips:
+                offset = self.epochs * len(self.train_set)  # after the clips the epochs read
+                info = pretrain(self.model, self.train_set, self.cfg, self.lr, self.device, offset,
+                                self._should_stop, self.say)
+                if info is None:
+                    self.say("stopped by SIGTERM during pre-training: nothing saved, a new run starts over")
+                    return TrainResult(str(self.out), 0, 0, True, None, None)
+                self._record_phases(info)
             while self.epoch < self.epochs and not self.stop_requested:
                 self._run_epoch()
         interrupted = self.epoch < self.epochs
@@ -256,11 +236,29 @@ class Trainer:
         self.stop_requested = any_rank(self.env, self.stop_requested)
         return self.stop_requested
 
-    def _enter_stage(self, stage: int) -> None:
+    def _record_phases(self, info: dict[str, Any]) -> None:
+        """Keep what the phases did in `out_dir/phases.json`."""
+        if self.env.is_main:
+            path = self.out / "phases.json"
+            done = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+            atomic_write_text(path, json.dumps({**done, **info}, indent=2) + "\n")
+
+    def _enter_stage(self, stage: int) -> bool:
+        """Switch to `stage` (with the locator warm-up at the start of stage 2); False when
+        SIGTERM came during the warm-up (the last checkpoint stays the one to resume from)."""
         if stage == self.stage:
-            return
+            return True
         if self.staged:
             self.model.set_freeze_sampler(stage == 1)
+        warmup = self.cfg.phases.locator_warmup
+        if (stage == 2 and warmup.clips and self.epoch == self.cfg.stages.stage1_epochs
+                and self.epoch_step == 0):
+            offset = self.epochs * len(self.train_set) + self.cfg.phases.pretrain_clips
+            info = warm_up_locator(self.model, self.train_set, self.cfg, self.lr, self.device, offset,
+                                   self._should_stop, self.say)
+            if info is None:
+                return False
+            self._record_phases({"locator_warmup": info})
         if self.env.distributed:
             # DDP registers the parameters that require gradients when it is built: rebuild it so
             # the locator joins the gradient all-reduce in stage 2. The old wrapper must be gone
@@ -284,11 +282,12 @@ class Trainer:
         generator = torch.Generator().manual_seed(derive_seed((self.cfg.seed, self.epoch, self.env.rank)))
         return DataLoader(self.items, batch_size=self.local_batch, sampler=self.sampler, drop_last=True,
                           num_workers=workers, collate_fn=collate_samples, pin_memory=self.device.type == "cuda",
-                          generator=generator, worker_init_fn=_ignore_sigterm if workers else None)
+                          generator=generator, worker_init_fn=ignore_sigterm if workers else None)
 
     def _run_epoch(self) -> None:
         cfg = self.cfg
-        self._enter_stage(cfg.stages.stage_of(self.epoch))
+        if not self._enter_stage(cfg.stages.stage_of(self.epoch)):
+            return
         self.sampler.set_epoch(self.epoch)
         self.sampler.start = self.epoch_step * self.local_batch
         self._set_train_mode()
@@ -346,9 +345,7 @@ class Trainer:
             for p in self.sum_grad_params:
                 if p.grad is not None:
                     p.grad.mul_(self.env.world_size)
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        clip = self.cfg.optim.clip_grad
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf)
+        grad_norm = clip_gradients(self.model, self.cfg.optim.clip_grad, self.cfg.optim.clip_grad_groups)
         self.step_lr = self._main_lr()  # the learning rate this update uses (logged with its step)
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -403,16 +400,7 @@ class Trainer:
         if self.log is not None:
             self.log.write(record)
 
-        def fmt(x: float | None, unit: str = "") -> str:
-            return "-" if x is None else f"{x:.4g}{unit}"
-
-        text = (f"epoch {self.epoch + 1}/{self.epochs} (stage {self.stage}) loss {fmt(record['loss'])} "
-                f"top1 {fmt(record['dnet_top1'], '%')} (snet {fmt(record['snet_top1'], '%')}) "
-                f"lr {record['lr']:.3g}")
-        if val is not None:
-            text += (f" | val top1 {fmt(val.dnet_top1, '%')} top5 {fmt(val.dnet_top5, '%')} "
-                     f"(snet {fmt(val.snet_top1, '%')}) on {val.samples}")
-        self.say(text)
+        self.say(epoch_line(record, self.epochs, val))
 
     def _validate(self):
         data = self.cfg.data
@@ -482,4 +470,4 @@ class Trainer:
         else:
             self.say(f"the checkpoint was written by {len(rng)} rank(s), this run has {self.env.world_size}: "
                      "random streams (dropout) restart from fresh seeds")
-            _seed_all(derive_seed((self.cfg.seed, 1 + self.env.rank, self.step)))
+            seed_all(derive_seed((self.cfg.seed, 1 + self.env.rank, self.step)))

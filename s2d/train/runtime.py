@@ -1,0 +1,57 @@
+"""Process set-up of a training run: seeds, signals in data workers, backend flags, threads,
+initial weights."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from s2d.train.checkpoint import WEIGHTS_NAME
+from s2d.train.config import TrainConfig
+from s2d.train.errors import TrainConfigError
+
+
+def seed_all(seed: int) -> None:
+    """Seed Python's `random`, numpy's global RNG and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def ignore_sigterm(_worker_id: int) -> None:
+    """DataLoader workers leave SIGTERM to the main process, which finishes its step and stops
+    them; otherwise a signal sent to the whole process group would kill a worker mid-batch."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def configure_backends(cfg: TrainConfig, device: torch.device) -> None:
+    """cuDNN / TF32 / determinism flags, CPU threads and denormal flushing, from the config."""
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    if cfg.flush_denormal and device.type == "cpu":
+        torch.set_flush_denormal(True)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = cfg.cudnn_benchmark and not cfg.deterministic
+        torch.backends.cudnn.deterministic = cfg.deterministic
+        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+        torch.backends.cudnn.allow_tf32 = cfg.tf32
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def load_init(model: nn.Module, source: str) -> None:
+    """Initial weights from a model folder or a `.safetensors` file (strict: every key must fit)."""
+    from s2d.hub import load_file_into
+
+    path = Path(source).expanduser()
+    if path.is_dir():
+        path = path / WEIGHTS_NAME
+    if not path.is_file():
+        raise TrainConfigError(f"model.init: {path} does not exist (give a model folder or a .safetensors file)")
+    load_file_into(model, path, strict=True, source=f"model.init {source}")
