@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from s2d.backbones import run_backbone
 from s2d.sampling import centre_crop_params, window_params
-from s2d.topk import topk_vector
+from s2d_kernels.context import topk_vector
 from s2d.train.config import OptimSection, TrainConfig
 from s2d.train.datasets import phase_dataset
 from s2d.train.errors import TrainConfigError
