@@ -403,6 +403,29 @@ def test_zoo_list(published, capsys):
     assert rows["tiny"]["cached"] and rows["x3d-m"]["published"] is None
 
 
+
+def test_zoo_list_shipped_index(capsys, monkeypatch):
+    """The index as shipped: a bundled entry (no repo, no revision) next to models without weights."""
+    monkeypatch.delenv("S2D_ZOO_INDEX", raising=False)
+    monkeypatch.delenv("S2D_ZOO_DIR", raising=False)
+    assert load_index()["s2dnet-x3d-synth"].bundled
+    assert run_cli("zoo", ["list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith(("s2d", "x3d"))}
+    assert "bundled in zoo/" in rows["s2dnet-x3d-synth"]
+    assert rows["s2dnet-x3d-k400"].endswith("no weights yet")
+    assert run_cli("zoo", ["list", "--json"]) == 0
+    listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert listed["s2dnet-x3d-synth"]["published"]["repo_id"] is None and listed["s2dnet-x3d-synth"]["local"]
+
+
+def test_no_weights_error_says_what_to_run(monkeypatch):
+    """`s2d.load` of a paper-scale variant refuses with the calls that work instead."""
+    monkeypatch.delenv("S2D_ZOO_INDEX", raising=False)
+    with pytest.raises(NoWeightsError) as err:
+        s2d.load("s2dnet-x3d-k400")
+    for hint in ("s2d.create('s2dnet-x3d-k400')", "python -m s2d train --help", "python -m s2d zoo list"):
+        assert hint in str(err.value)
+
 # -- cards ----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
