@@ -10,10 +10,20 @@ import json
 import sys
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("videos", nargs="+", help="video files")
     parser.add_argument("--model", required=True, help="zoo name, hf-hub:org/repo, or a local model folder")
-    parser.add_argument("--topk", type=int, default=5, metavar="K",
+    parser.add_argument("--topk", type=_positive_int, default=5, metavar="K",
                         help="how many labels to print per video, most probable first (default: 5)")
     parser.add_argument("--json", action="store_true", help="one JSON object per video on stdout")
     parser.add_argument("--vis", metavar="DIR", help="write <video>.png and <video>.gif showing the sampled regions")
