@@ -227,6 +227,22 @@ def test_offline_without_cache_prints_the_download_command(published, monkeypatc
     assert "HF_HUB_OFFLINE" in message
 
 
+def test_unreachable_hub_fails_at_once_with_the_real_error(published, hub, tmp_path, monkeypatch, caplog):
+    """No network: one refused connection is the answer, not a series of retries with backoff."""
+    expected = logits(tiny_model(0))
+    s2d.load("tiny")  # now cached
+    hub.stop()
+    use_local_hub(monkeypatch, None, tmp_path / "hf")  # the same cache, an endpoint nothing listens on
+    sleeps = []
+    monkeypatch.setattr("huggingface_hub.utils._http.time.sleep", sleeps.append)
+    assert torch.equal(logits(s2d.load("tiny")), expected)  # the cache still serves the pinned commit
+    with pytest.raises(WeightsUnavailableError) as err:
+        s2d.load("hf-hub:org/other")
+    assert "the Hub cannot be reached (127.0.0.1:9: Connection refused)" in str(err.value)
+    assert "hf download org/other --local-dir other" in str(err.value)
+    assert sleeps == [] and "Retrying" not in caplog.text
+
+
 def test_revision_pinning(published):
     a, b = logits(tiny_model(0)), logits(tiny_model(1))
     assert not torch.equal(a, b)
