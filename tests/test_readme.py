@@ -51,9 +51,9 @@ def shell_commands(body: str) -> list[str]:
             continue
         line = pending + line
         pending = ""
-        command = " ".join(shlex.split(line, comments=True))  # drops `# ...` and normalises spaces
-        if command:
-            commands.append(line.split(" #")[0].strip() if " #" in line else line.strip())
+        command = line.split(" #", 1)[0].strip()  # a trailing comment is documentation
+        if command and not command.startswith("#"):
+            commands.append(command)
     return commands
 
 
