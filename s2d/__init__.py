@@ -3,16 +3,38 @@
     import s2d
     model = s2d.create("s2dnet-tsm-sthv2")        # architecture, random init
     out = model(frames_uint8, num_frames)          # frames [B, T, 3, H, W]
+
+The public names are imported on first use, so `python -m s2d --help` answers without
+loading torch.
 """
-from s2d.config import (BaselineConfig, ConfigError, DetailConfig, FusionConfig, LocatorConfig, S2DConfig,
-                        SamplerConfig, SynopsisConfig, FUSION_ABLATIONS)
-from s2d.model import S2DNet, S2DOutput
-from s2d.baseline import VideoClassifier
-from s2d.registry import build_model, create, get_config, list_models
-from s2d.zoo import load
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["BaselineConfig", "ConfigError", "DetailConfig", "FusionConfig", "LocatorConfig", "S2DConfig",
-           "SamplerConfig", "SynopsisConfig", "FUSION_ABLATIONS", "S2DNet", "S2DOutput", "VideoClassifier",
-           "build_model", "create", "get_config", "list_models", "load", "__version__"]
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(["BaselineConfig", "ConfigError", "DetailConfig", "FusionConfig", "LocatorConfig", "S2DConfig",
+                     "SamplerConfig", "SynopsisConfig", "FUSION_ABLATIONS"], "s2d.config"),
+    **dict.fromkeys(["S2DNet", "S2DOutput"], "s2d.model"),
+    "VideoClassifier": "s2d.baseline",
+    **dict.fromkeys(["build_model", "create", "get_config", "list_models"], "s2d.registry"),
+    "load": "s2d.zoo",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 's2d' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -270,7 +270,8 @@ def _accuracy_section(name: str | None, has_weights: bool, evaluation: dict | No
     elif not has_weights:
         lines.append("**No weights yet**: this model has not been trained and published, so there is no accuracy "
                      "to report. The architecture is available untrained (`s2d.create"
-                     f"(\"{name or '<name>'}\")`).")
+                     f"(\"{name or '<name>'}\")`); `s2d.load` refuses it with a `NoWeightsError` until weights are "
+                     "published, and `python -m s2d predict` runs it untrained, with a warning.")
     elif name:
         lines.append(f"No evaluation has been recorded for these weights yet (`zoo/{name}/eval.json`).")
     else:

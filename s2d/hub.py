@@ -223,6 +223,34 @@ def download_command(repo_id: str, revision: str | None, local_dir: str) -> str:
     return f"hf download {repo_id}{rev} --local-dir {local_dir}"
 
 
+_PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+
+
+def hub_unreachable(endpoint: str | None = None, timeout: float = 5.0) -> str | None:
+    """Why the Hub endpoint cannot be reached (name resolution, refused connection, timeout), or None.
+
+    One TCP connection, no retries: huggingface_hub retries connection errors with backoff (tens of
+    seconds) before giving up, which offline is only a delay in front of the real error. Behind a
+    proxy the endpoint is not contacted directly, so nothing is probed.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    if any(os.environ.get(v) for v in _PROXY_VARIABLES):
+        return None
+    url = urlsplit(endpoint or constants.ENDPOINT)
+    if not url.hostname:
+        return None
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return None
+    except OSError as err:
+        return f"{url.hostname}:{port}: {err.strerror or err}"
+
+
 def hub_file(repo_id: str, filename: str, *, revision: str | None, local_dir_hint: str, then: str = "",
              force_download: bool = False, token: str | bool | None = None,
              cache_dir: str | Path | None = None, local_files_only: bool = False) -> str:
@@ -237,10 +265,11 @@ def hub_file(repo_id: str, filename: str, *, revision: str | None, local_dir_hin
                                         RepositoryNotFoundError, RevisionNotFoundError)
 
     offline = local_files_only or offline_mode()
+    unreachable = None if offline else hub_unreachable()
     where = f"{repo_id}@{revision or 'main'}"
     try:
         return hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir, token=token,
-                               force_download=force_download, local_files_only=offline)
+                               force_download=force_download, local_files_only=offline or unreachable is not None)
     except LocalEntryNotFoundError as err:
         if offline_mode():
             why = "downloads are disabled (HF_HUB_OFFLINE=1)"
@@ -248,7 +277,8 @@ def hub_file(repo_id: str, filename: str, *, revision: str | None, local_dir_hin
         elif offline:
             why, retry = "local_files_only=True forbids downloads", "Or allow downloads (local_files_only=False)."
         else:
-            why, retry = f"the Hub cannot be reached ({err.__cause__ or err})", "Or retry once the Hub is reachable."
+            why, retry = (f"the Hub cannot be reached ({unreachable or err.__cause__ or err})",
+                          "Or retry once the Hub is reachable.")
         raise WeightsUnavailableError(
             f"{filename} of {where} is not in the Hugging Face cache and {why}.\n"
             f"Fetch the model on a machine with internet access:\n"

@@ -160,8 +160,10 @@ def resolve(name_or_path: str | os.PathLike, revision: str | None = None) -> Wei
 
 def _no_weights(name: str) -> NoWeightsError:
     return NoWeightsError(
-        f"{name!r} has no published weights yet (`python -m s2d zoo list` shows which do).\n"
+        f"{name!r} has no published weights yet, so s2d.load refuses it (`python -m s2d zoo list` shows which "
+        f"models have weights).\n"
         f"- untrained architecture: s2d.create({name!r}) or s2d.load({name!r}, pretrained=False)\n"
+        f"- train it: `python -m s2d train --help`\n"
         f"- ImageNet / Kinetics backbone initialisation: `python -m s2d convert --help`\n"
         f"- weights you trained: s2d.load('path/to/folder'), or put model.safetensors in "
         f"{_display_path(zoo_dir() / name)}/")

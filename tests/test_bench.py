@@ -166,3 +166,33 @@ def test_markdown_formatting() -> None:
            "rows": []}
     text = render_markdown(doc)
     assert "## Models" in text and "`models/*`: why" in text
+
+
+def _doc(n: int, load: float, probe: float, p20: float, p80: float) -> dict:
+    row = {"id": "models/x/b1/uint8/per_video_latency", "section": "models", "group": "g", "name": "x: per video",
+           "metric": "latency", "value": 10.0, "unit": "ms", "better": "lower", "p20": p20, "p80": p80, "n": n}
+    meta = {"device": {"type": "cpu", "name": "cpu", "cores": 2}, "versions": {}, "threads": 2, "date": "now",
+            "mode": "quick", "sections": ["models"], "loadavg_start": [load, load, load],
+            "parallel_probe_ms": {"start": probe, "end": probe}}
+    return {"schema": SCHEMA, "meta": meta, "rows": [row]}
+
+
+def test_reliability_warnings_name_each_cause() -> None:
+    from s2d.bench.report import reliability_warnings
+
+    assert reliability_warnings(_doc(n=10, load=0.1, probe=0.05, p20=9.5, p80=10.5)) == []
+    few, busy, probe, wide = (reliability_warnings(d) for d in (
+        _doc(n=2, load=0.1, probe=0.05, p20=9.5, p80=10.5), _doc(n=10, load=1.8, probe=0.05, p20=9.5, p80=10.5),
+        _doc(n=10, load=0.1, probe=4.0, p20=9.5, p80=10.5), _doc(n=10, load=0.1, probe=0.05, p20=5.0, p80=20.0)))
+    assert len(few) == 1 and "as few as 2 timed runs" in few[0]
+    assert len(busy) == 1 and "load average 1.8 on 2 cores" in busy[0]
+    assert len(probe) == 1 and "probe took 4.000 ms" in probe[0]
+    assert len(wide) == 1 and "1 of 1 timed rows spread" in wide[0]
+    assert "**Unreliable figures**: medians of as few as 2" in render_markdown(_doc(2, 0.1, 0.05, 9.5, 10.5))
+
+
+def test_ratios_and_kernel_summary_show_spread(tiny_run: dict) -> None:
+    rows = tiny_run["doc"]["rows"]
+    ratios = [r for r in rows if r["metric"] == "ratio"]
+    assert ratios and all(r["p20"] <= r["p80"] and r["n"] >= 1 for r in ratios)
+    assert "median latency (p20–p80)" in tiny_run["md"].read_text()

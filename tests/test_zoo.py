@@ -227,6 +227,22 @@ def test_offline_without_cache_prints_the_download_command(published, monkeypatc
     assert "HF_HUB_OFFLINE" in message
 
 
+def test_unreachable_hub_fails_at_once_with_the_real_error(published, hub, tmp_path, monkeypatch, caplog):
+    """No network: one refused connection is the answer, not a series of retries with backoff."""
+    expected = logits(tiny_model(0))
+    s2d.load("tiny")  # now cached
+    hub.stop()
+    use_local_hub(monkeypatch, None, tmp_path / "hf")  # the same cache, an endpoint nothing listens on
+    sleeps = []
+    monkeypatch.setattr("huggingface_hub.utils._http.time.sleep", sleeps.append)
+    assert torch.equal(logits(s2d.load("tiny")), expected)  # the cache still serves the pinned commit
+    with pytest.raises(WeightsUnavailableError) as err:
+        s2d.load("hf-hub:org/other")
+    assert "the Hub cannot be reached (127.0.0.1:9: Connection refused)" in str(err.value)
+    assert "hf download org/other --local-dir other" in str(err.value)
+    assert sleeps == [] and "Retrying" not in caplog.text
+
+
 def test_revision_pinning(published):
     a, b = logits(tiny_model(0)), logits(tiny_model(1))
     assert not torch.equal(a, b)
@@ -402,6 +418,29 @@ def test_zoo_list(published, capsys):
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["tiny"]["cached"] and rows["x3d-m"]["published"] is None
 
+
+
+def test_zoo_list_shipped_index(capsys, monkeypatch):
+    """The index as shipped: a bundled entry (no repo, no revision) next to models without weights."""
+    monkeypatch.delenv("S2D_ZOO_INDEX", raising=False)
+    monkeypatch.delenv("S2D_ZOO_DIR", raising=False)
+    assert load_index()["s2dnet-x3d-synth"].bundled
+    assert run_cli("zoo", ["list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith(("s2d", "x3d"))}
+    assert "bundled in zoo/" in rows["s2dnet-x3d-synth"]
+    assert rows["s2dnet-x3d-k400"].endswith("no weights yet")
+    assert run_cli("zoo", ["list", "--json"]) == 0
+    listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert listed["s2dnet-x3d-synth"]["published"]["repo_id"] is None and listed["s2dnet-x3d-synth"]["local"]
+
+
+def test_no_weights_error_says_what_to_run(monkeypatch):
+    """`s2d.load` of a paper-scale variant refuses with the calls that work instead."""
+    monkeypatch.delenv("S2D_ZOO_INDEX", raising=False)
+    with pytest.raises(NoWeightsError) as err:
+        s2d.load("s2dnet-x3d-k400")
+    for hint in ("s2d.create('s2dnet-x3d-k400')", "python -m s2d train --help", "python -m s2d zoo list"):
+        assert hint in str(err.value)
 
 # -- cards ----------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import torch
 
 from s2d.bench.context import SECTIONS, Bench, short_reason
 from s2d.bench.report import (apply_base, build_meta, load_document, loadavg, make_document, merge_sections,
-                              render_markdown, usable_cores, write_json)
+                              reliability_warnings, render_markdown, usable_cores, write_json)
 from s2d.bench.timing import parallel_probe_ms
 
 #: Environment variable that switches the default mode to tiny (used by tests).
@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     text = render_markdown(doc)
     sys.stdout.write(text)
     sys.stdout.flush()
+    for warning in reliability_warnings(doc):
+        print(f"warning: unreliable figures: {warning}", file=sys.stderr)
     if (args.json or args.update) and not args.render:
         write_json(doc, args.json or args.update)
     if args.markdown:

@@ -172,15 +172,18 @@ def run(bench: Bench) -> None:
                 tput = bench.add(f"{base}/throughput", SECTION, group, f"{v.key}: throughput", "throughput",
                                  batch / timing.median_s, "videos/s", better="higher", n=timing.n, **common)
                 tput["p20"], tput["p80"] = batch / timing.p80_s, batch / timing.p20_s
-                per_video[(v.key, batch, dtype)] = timing.median_s / batch
+                per_video[(v.key, batch, dtype)] = (timing, batch)
         del clips
     for batch in batches:
         for dtype in dtypes:
             for num, den, label in RATIOS:
-                a, b = per_video.get((num, batch, dtype)), per_video.get((den, batch, dtype))
-                if a is None or b is None:
+                ta, tb = per_video.get((num, batch, dtype)), per_video.get((den, batch, dtype))
+                if ta is None or tb is None:
                     continue
-                extra: dict[str, Any] = {}
+                a, b = ta[0].median_s, tb[0].median_s  # the same batch: per-video scaling cancels
+                # the spread of a ratio: numerator's p20 over denominator's p80, and the reverse
+                extra: dict[str, Any] = {"p20": ta[0].p20_s / tb[0].p80_s, "p80": ta[0].p80_s / tb[0].p20_s,
+                                         "n": min(ta[0].n, tb[0].n)}
                 if (num, den) == ("s2dnet-tsm-sthv2", "tsm-r50") and not tiny:
                     extra["reference"] = {"paper_v100_b16": PAPER_LATENCY_MS[num] / PAPER_LATENCY_MS[den]}
                 bench.add(f"models/ratio/{num}_over_{den}/b{batch}/{dtype}", SECTION, "latency ratios (same run)",

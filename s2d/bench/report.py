@@ -315,6 +315,13 @@ def flops_summary(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _with_spread(value: float | None, p20: float | None, p80: float | None) -> str:
+    """A median with its p20–p80 range, e.g. `34.6 (33.1–36.2)`."""
+    if value is None:
+        return ""
+    return f"{fmt(value)} ({fmt(p20)}–{fmt(p80)})" if p20 is not None and p80 is not None else fmt(value)
+
+
 def kernels_summary(rows: list[dict[str, Any]]) -> list[str]:
     """Pivot of the kernel latencies: one line per (op, pass, input), one column per
     implementation, then each implementation's speedup over the baseline (the per-video loop for
@@ -330,11 +337,13 @@ def kernels_summary(rows: list[dict[str, Any]]) -> list[str]:
         impls = [i for i in order if any(r.get("backend") == i for r in lat)]
         keys: list[tuple[str, ...]] = []
         cell: dict[tuple[tuple[str, ...], str], float] = {}
+        spread: dict[tuple[tuple[str, ...], str], tuple[float | None, float | None]] = {}
         for r in lat:
             key = tuple(r["id"].split("/")[2:-1])  # sampler: (pass, dtype); fusion: (layer, pass, dtype)
             if key not in keys:
                 keys.append(key)
             cell[(key, r["backend"])] = r["value"]
+            spread[(key, r["backend"])] = (r.get("p20"), r.get("p80"))
         others = [i for i in impls if i != baseline]
         label = "per-video loop" if baseline == "per_video" else baseline
         head = (["Pass", "Input"] if op == "sampler" else ["Layer", "Pass", "dtype"]) + \
@@ -344,14 +353,50 @@ def kernels_summary(rows: list[dict[str, Any]]) -> list[str]:
             names = list(key)
             names[-2] = PASS_LABELS.get(names[-2], names[-2])
             base = cell.get((key, baseline))
-            vals = [fmt(cell.get((key, i))) for i in impls]
+            vals = [_with_spread(cell.get((key, i)), *spread.get((key, i), (None, None))) for i in impls]
             ups = [f"{base / cell[(key, i)]:.2f}x" if base and (key, i) in cell else "" for i in others]
             body.append(names + vals + ups)
-        out += [f"**{op}: median latency and speedups (same run)**", ""] + _table(head, body) + [""]
+        out += [f"**{op}: median latency (p20–p80) and speedups of the medians (same run)**", ""] + _table(head, body) + [""]
     return out
 
 
 SECTION_TITLES = {"kernels": "Kernels", "models": "Models", "decode": "Decode", "flops": "FLOPs and parameters"}
+
+
+#: Fewer timed runs than this make a median a rough indication only.
+MIN_RELIABLE_RUNS = 5
+#: Another process's load (1-min load average before the run) above this share of the cores.
+BUSY_LOAD_SHARE = 0.5
+#: The parallel-region probe is ≈0.05 ms on an idle machine; above this, others hold the cores.
+BUSY_PROBE_MS = 1.0
+#: p80 / p20 above this: the runs of a row disagree too much for its median to be trusted.
+WIDE_SPREAD = 1.5
+
+
+def reliability_warnings(doc: dict[str, Any]) -> list[str]:
+    """Why the figures of `doc` may not be trusted (too few runs, a busy machine, wide spread); [] if none."""
+    meta, rows = doc["meta"], doc["rows"]
+    warnings: list[str] = []
+    timed = [r for r in rows if isinstance(r.get("n"), int)]
+    if timed:
+        fewest = min(r["n"] for r in timed)
+        if fewest < MIN_RELIABLE_RUNS:
+            warnings.append(f"medians of as few as {fewest} timed runs (under {MIN_RELIABLE_RUNS}): indicative only; "
+                            "a full run (without --quick) repeats more")
+    cores = (meta.get("device") or {}).get("cores") or 0
+    load = meta.get("loadavg_start")
+    if cores and load and load[0] > BUSY_LOAD_SHARE * cores:
+        warnings.append(f"busy machine: load average {load[0]} on {cores} cores before the run started; other "
+                        "processes shared the cores, so latencies and ratios are distorted")
+    probe = meta.get("parallel_probe_ms") or {}
+    slow_probe = [v for v in (probe.get("start"), probe.get("end")) if isinstance(v, (int, float)) and v > BUSY_PROBE_MS]
+    if slow_probe:
+        warnings.append(f"busy cores: the parallel-region probe took {fmt(max(slow_probe))} ms (≈0.05 ms when idle)")
+    wide = [r["name"] for r in timed if r.get("p20") and r.get("p80") and r["p80"] / r["p20"] > WIDE_SPREAD]
+    if wide:
+        warnings.append(f"{len(wide)} of {len(timed)} timed rows spread more than {WIDE_SPREAD}x between p20 and p80 "
+                        f"(e.g. {wide[0]})")
+    return warnings
 
 
 def render_markdown(doc: dict[str, Any]) -> str:
@@ -371,6 +416,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
              "- Timings: warm-up excluded (first call reported separately), median of repeated runs with p20 / p80"
              + ("; CUDA events, L2 flushed per run" if dev["type"] == "cuda" else "; wall clock"),
              ]
+    for warning in reliability_warnings(doc):
+        lines.append(f"- **Unreliable figures**: {warning}")
     for rerun in meta.get("reruns", []):
         probe = rerun.get("parallel_probe_ms") or {}
         lines.append(f"- **Re-measured** {', '.join(rerun['sections'])} on {rerun.get('date')} (load average at "

@@ -1,12 +1,19 @@
 """Command-line interface: one module per sub-command, each with `add_parser` and `run`.
 
-A sub-command module lives in `s2d/cli/<name>.py` and is listed in `COMMANDS`; it is imported
-only when needed so `python -m s2d --help` stays fast and optional dependencies stay optional.
+A sub-command module lives in `s2d/cli/<name>.py` and is listed in `COMMANDS`; it imports its
+heavy dependencies (torch, decoders) inside `run`, and only the chosen command's module is loaded,
+so `python -m s2d --help` stays fast and optional dependencies stay optional.
+
+Under `torchrun` only rank 0 speaks: the other ranks' output is held back and shown only when
+that rank fails, so summaries are printed once and lines do not interleave.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import os
 import sys
 from typing import Sequence
 
@@ -23,11 +30,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m s2d", description="S2DNet video recognition.")
+EPILOG = """\
+models:   python -m s2d info            the named architectures, their inputs and sizes
+          python -m s2d zoo list        which of them have weights (s2d.load) and where
+training: python -m s2d train --help    recipes, configs and overrides
+Each command has its own --help. Python: import s2d; s2d.list_models(); s2d.load(name)."""
+
+
+def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, dict]:
+    """The parser, with full arguments for `command` only (the others get their one-line help)."""
+    parser = argparse.ArgumentParser(prog="python -m s2d", description="S2DNet video recognition.", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
     for name, (module_name, help_text) in COMMANDS.items():
+        if name != command:
+            sub.add_parser(name, help=help_text, description=help_text)
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:  # a sub-command whose optional dependency is missing
@@ -37,6 +56,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         modules[name] = module
         module.add_parser(sub.add_parser(name, help=help_text, description=help_text))
+    return parser, modules
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The sub-command named in `argv` (its first word that is not an option), if any."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def _run(argv: Sequence[str]) -> int:
+    parser, modules = build_parser(_command(argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -45,3 +77,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"s2d {args.command}: unavailable in this installation", file=sys.stderr)
         return 2
     return int(modules[args.command].run(args) or 0)
+
+
+class _Tail(io.TextIOBase):
+    """A text sink that keeps only its last `limit` characters (a quiet rank's output)."""
+
+    def __init__(self, limit: int = 20_000):
+        self.limit, self.text = limit, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.text = (self.text + text)[-self.limit:]
+        return len(text)
+
+
+def rank() -> int:
+    """This process's rank under torchrun (`RANK`), 0 otherwise."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    me = rank()
+    if me == 0:
+        return _run(argv)
+    tail = _Tail()
+    failed = True
+    try:
+        with contextlib.redirect_stdout(tail), contextlib.redirect_stderr(tail):
+            code = _run(argv)
+        failed = code != 0
+        return code
+    finally:
+        if failed and tail.text:
+            sys.stderr.write("".join(f"[rank {me}] {line}\n" for line in tail.text.splitlines()))

@@ -10,10 +10,21 @@ import json
 import sys
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("videos", nargs="+", help="video files")
     parser.add_argument("--model", required=True, help="zoo name, hf-hub:org/repo, or a local model folder")
-    parser.add_argument("--topk", type=int, default=5)
+    parser.add_argument("--topk", type=_positive_int, default=5, metavar="K",
+                        help="how many labels to print per video, most probable first (default: 5)")
     parser.add_argument("--json", action="store_true", help="one JSON object per video on stdout")
     parser.add_argument("--vis", metavar="DIR", help="write <video>.png and <video>.gif showing the sampled regions")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -50,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not getattr(model, "pretrained", False):
-        print("note: untrained weights - the labels below are meaningless", file=sys.stderr)
+        why = "--untrained" if args.untrained else f"{args.model!r} has no published weights"
+        print(f"warning: untrained weights ({why}) - the labels below are meaningless", file=sys.stderr)
     keep_detail = bool(args.vis) and model.config.kind == "s2dnet"
     failures: list[tuple[str, str]] = []
     for path in tqdm(args.videos, desc="predict", unit="video", disable=len(args.videos) < 2, file=sys.stderr):

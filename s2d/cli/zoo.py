@@ -42,16 +42,24 @@ def _list(args) -> int:
     width = max(len(r.name) for r in rows)
     print(f"{'model':<{width}}  {'kind':<8}  weights")
     for r in rows:
-        if r.published:
-            where = f"{r.published.repo_id}@{r.published.revision[:10]}"
-            extra = [s for s, on in (("in zoo/", r.local), ("cached", r.cached)) if on]
-            status = where + (f" ({', '.join(extra)})" if extra else " (not downloaded)")
-        elif r.local:
-            status = "unpublished, local weights in zoo/"
-        else:
-            status = "no weights yet"
-        print(f"{r.name:<{width}}  {r.kind:<8}  {status}")
+        print(f"{r.name:<{width}}  {r.kind:<8}  {weights_status(r)}")
+    if any(r.published is None and not r.local for r in rows):
+        print("\nno weights yet: s2d.load(NAME) refuses these; s2d.create(NAME) builds the untrained architecture "
+              "and `python -m s2d predict` runs it untrained, with a warning")
     return 0
+
+
+def weights_status(r) -> str:
+    """One `zoo list` row's weights column: where the weights are, or that there are none."""
+    if r.published is not None and r.published.bundled:
+        return "bundled in zoo/ (sha256-checked)" if r.local else "bundled, missing from zoo/ (use a source checkout)"
+    if r.published is not None:
+        where = f"{r.published.repo_id}@{r.published.revision[:10]}"
+        extra = [s for s, on in (("in zoo/", r.local), ("cached", r.cached)) if on]
+        return where + (f" ({', '.join(extra)})" if extra else " (not downloaded)")
+    if r.local:
+        return "unpublished, local weights in zoo/"
+    return "no weights yet"
 
 
 def _cards(args) -> int:

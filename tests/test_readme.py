@@ -1,0 +1,302 @@
+"""Every command and Python snippet of the README works as written.
+
+The README's fenced `bash` blocks are split into commands and its `python` blocks into snippets;
+each must be registered below (`COMMANDS`, `SNIPPETS`) with how it is exercised:
+
+- **run**: executed as written in a fresh shell whose working directory is a temporary folder
+  (with the inputs it names created there first); it must exit 0.
+- **check**: it cannot run here (it downloads packages, needs a dataset or eight processes, or
+  is this very test suite); the listed reason says why, and a check runs instead: its
+  arguments are accepted by the command line, the files it names exist.
+
+A README command or snippet that matches no entry fails `test_readme_command` with a message
+saying how to register it, so the README cannot drift from the code again. Inline commands of the
+prose (`python -m s2d ...` in backticks) must name existing sub-commands and options.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
+REGISTER = ("Register it in tests/test_readme.py: add an entry to {table} whose pattern matches it, saying how "
+            "to run it (inputs to create, a `slow` mark if it takes more than ~30 s) or, if it cannot run here, "
+            "why not and what to check instead.")
+
+
+def readme_blocks(text: str) -> list[tuple[str, str]]:
+    """(language, body) of every fenced block."""
+    return [(m.group(1), m.group(2)) for m in FENCE.finditer(text)]
+
+
+def shell_commands(body: str) -> list[str]:
+    """The commands of a bash block: one per line (backslash continuations joined), comments dropped."""
+    commands, pending = [], ""
+    for line in body.splitlines():
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        line = pending + line
+        pending = ""
+        command = line.split(" #", 1)[0].strip()  # a trailing comment is documentation
+        if command and not command.startswith("#"):
+            commands.append(command)
+    return commands
+
+
+def readme_commands() -> list[str]:
+    return [c for lang, body in readme_blocks(README.read_text(encoding="utf-8")) if lang in ("bash", "sh", "shell")
+            for c in shell_commands(body)]
+
+
+def readme_snippets() -> list[str]:
+    return [body for lang, body in readme_blocks(README.read_text(encoding="utf-8")) if lang == "python"]
+
+
+# -- how each command is exercised --------------------------------------------------------------------
+
+def _environment(tmp_path: Path) -> dict[str, str]:
+    """The shell's environment: this interpreter first on PATH, no network, caches in `tmp_path`."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"), PYTHONUNBUFFERED="1")
+    return env
+
+
+def run_shell(command: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    """`command` as written, in bash, in `cwd`; fails the test unless it exits 0."""
+    result = subprocess.run(["bash", "-c", command], cwd=cwd, env=_environment(cwd), capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, (f"README command failed (exit {result.returncode}): {command}\n"
+                                    f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}")
+    return result
+
+
+def cli_help(argv: list[str], module: str = "s2d") -> str:
+    """The help text of `python -m <module> <argv> --help`, in-process; fails unless it exits 0."""
+    if module == "s2d.bench":
+        from s2d.bench.__main__ import main
+    else:
+        from s2d.cli import main
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_:
+        main([*argv, "--help"])
+    assert exit_.value.code == 0, f"python -m {module} {' '.join(argv)} --help exited {exit_.value.code}"
+    return out.getvalue()
+
+
+def accepts(command: str) -> None:
+    """The options and sub-command words of a `python -m s2d[.bench] ...` command exist in its --help."""
+    words = shlex.split(command, comments=True)
+    if words[:1] == ["torchrun"]:
+        words = ["python"] + words[words.index("-m"):]
+    assert words[:2] == ["python", "-m"], command
+    module, rest = words[2], words[3:]
+    path: list[str] = []
+    for word in rest:
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", word) or module == "s2d.bench":
+            break
+        path.append(word)
+    if module == "s2d" and path[:1] == ["train"]:
+        path = ["train"]  # what follows is a recipe name
+    help_text = cli_help(path, module)
+    for word in rest:
+        if word.startswith("--"):
+            option = word.split("=")[0]
+            assert re.search(rf"{re.escape(option)}\b", help_text), f"{command}: {option} is not in its --help"
+        elif "|" in word:
+            missing = [alt for alt in word.split("|") if alt not in help_text]
+            assert not missing, f"{command}: {missing} not in its --help"
+
+
+@dataclass
+class Entry:
+    """How one README command (matched by `pattern`, a full-match regex) is exercised."""
+
+    pattern: str
+    check: Callable[[str, Path], None]
+    reason: str = ""  # when not run as written: why, and what is checked instead
+    slow: bool = False
+    matched: list[str] = field(default_factory=list)
+
+
+def _pip_extras(command: str, tmp_path: Path) -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for extra in re.findall(r"\[(\w+)\]", command):
+        assert extra in project.get("optional-dependencies", {}), f"{command}: no extra {extra!r} in pyproject.toml"
+
+
+def _cpu_wheels(command: str, tmp_path: Path) -> None:
+    assert "--index-url https://download.pytorch.org/whl/cpu" in command
+    assert {"torch", "torchvision"} <= set(command.split())
+
+
+def _pytest_suite(command: str, tmp_path: Path) -> None:
+    import tomllib
+
+    options = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["pytest"]["ini_options"]
+    assert any(m.startswith("slow:") for m in options["markers"]), "the `slow` marker is not declared"
+
+
+def _run(command: str, tmp_path: Path) -> None:
+    run_shell(command, tmp_path)
+
+
+def _predict(command: str, tmp_path: Path) -> None:
+    from videos import encoder_available, write_video
+
+    for path in shlex.split(command, comments=True)[4:]:
+        if path.startswith("--"):
+            break
+        if "*" in path:
+            path = path.replace("*", "example")
+        codec = "vp9" if path.endswith(".webm") and encoder_available("vp9") else "h264"
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        write_video(tmp_path / path, codec=codec, num_frames=20, width=96, height=72)
+    result = run_shell(command, tmp_path)
+    assert "example" in result.stdout and "warning: untrained weights" in result.stderr
+    assert list((tmp_path / "vis").glob("*.png")) and list((tmp_path / "vis").glob("*.gif"))
+
+
+def _validate(command: str, tmp_path: Path) -> None:
+    accepts(command)
+
+
+def _bench_base(command: str, tmp_path: Path) -> None:
+    from s2d.bench.report import load_document
+
+    accepts(command)
+    load_document(REPO / shlex.split(command)[shlex.split(command).index("--base") + 1])
+
+
+COMMANDS: list[Entry] = [
+    Entry(r'pip install -e "\.\[test\]"', _pip_extras,
+          "installs packages (network); the test environment is that install. Checked: the extra exists"),
+    Entry(r"pip install torch torchvision --index-url https://download\.pytorch\.org/whl/cpu", _cpu_wheels,
+          "downloads ~200 MB of wheels. Checked: the CPU index and both packages are named"),
+    Entry(r'python -m pytest -m "not slow"', _pytest_suite,
+          "is this test suite. Checked: the `slow` marker is declared"),
+    Entry(r"python -m s2d demo", _run, slow=True),
+    Entry(r"python -m s2d predict \S+\.mp4 .* --model s2dnet-x3d-k400 --vis vis/", _predict),
+    Entry(r"python -m s2d train .*", _validate,
+          "needs a dataset (and trains for hours). Checked: its options are accepted (`train --help`)"),
+    Entry(r"torchrun --nproc_per_node=\d+ -m s2d train .*", _validate,
+          "starts one training process per GPU on a config of your own. Checked: its options are accepted"),
+    Entry(r"python -m s2d eval .*", _validate,
+          "needs a trained model folder and a dataset. Checked: its options are accepted"),
+    Entry(r"python -m s2d\.bench --quick", _run, slow=True),
+    Entry(r"python -m s2d\.bench --json out\.json --base bench/cpu-results\.json", _bench_base,
+          "a full run takes about half an hour. Checked: its options are accepted and the --base record loads"),
+]
+
+
+def _entry_for(command: str) -> Entry:
+    found = [e for e in COMMANDS if re.fullmatch(e.pattern, command)]
+    assert found, f"README command not registered: {command!r}\n" + REGISTER.format(table="COMMANDS")
+    assert len(found) == 1, f"README command {command!r} matches several entries: {[e.pattern for e in found]}"
+    return found[0]
+
+
+def _command_params() -> list:
+    params = []
+    for command in readme_commands():
+        found = [e for e in COMMANDS if re.fullmatch(e.pattern, command)]
+        marks = [pytest.mark.slow] if len(found) == 1 and found[0].slow else []
+        params.append(pytest.param(command, marks=marks, id=command[:60]))
+    return params
+
+
+@pytest.mark.parametrize("command", _command_params())
+def test_readme_command(command: str, tmp_path: Path) -> None:
+    entry = _entry_for(command)
+    entry.check(command, tmp_path)
+
+
+def test_every_registered_command_is_in_the_readme() -> None:
+    commands = readme_commands()
+    stale = [e.pattern for e in COMMANDS if not any(re.fullmatch(e.pattern, c) for c in commands)]
+    assert not stale, f"entries of COMMANDS that match no README command (remove or update them): {stale}"
+    assert all(e.reason or e.check in (_run, _predict) for e in COMMANDS), "a command that is not run needs a reason"
+
+
+# -- Python snippets -----------------------------------------------------------------------------------
+
+def _run_snippet(code: str) -> dict:
+    namespace: dict = {"__name__": "__readme__"}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
+    return namespace
+
+
+def _snippet_model(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ns = _run_snippet(code)
+    out = ns["out"]
+    assert out.logits.shape == (2, 174) and out.topk.shape[0] == 2
+
+
+def _snippet_pretrained(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Placeholders filled in: the shipped zoo model, pushed to a local Hub server."""
+    from hub_server import LocalHub, use_local_hub
+
+    import huggingface_hub.hub_mixin
+
+    hub = LocalHub().start()
+
+    class UploadsToLocalHub:  # HfApi stand-in: LocalHub serves downloads only, uploads are committed directly
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, **kwargs):
+            return argparse.Namespace(repo_id=repo_id)
+
+        def upload_folder(self, repo_id, folder_path, **kwargs):
+            return argparse.Namespace(oid=hub.commit_folder(repo_id, folder_path), commit_url=None)
+
+    monkeypatch.setattr(huggingface_hub.hub_mixin, "HfApi", UploadsToLocalHub)
+    try:
+        use_local_hub(monkeypatch, hub, tmp_path / "hf")
+        monkeypatch.chdir(tmp_path)
+        ns = _run_snippet("import s2d\n" + code.replace('"org/folder-or-zoo-name"', '"s2dnet-x3d-synth"'))
+        assert (tmp_path / "out" / "model.safetensors").is_file()
+        assert "org/name" in hub.repos and ns["model"].weights_source.verified
+    finally:
+        hub.stop()
+
+
+SNIPPETS: list[tuple[str, Callable]] = [
+    (r's2d\.create\("s2dnet-tsm-sthv2"\)\.eval\(\)', _snippet_model),
+    (r's2d\.load\("org/folder-or-zoo-name"\)', _snippet_pretrained),
+]
+
+
+@pytest.mark.parametrize("code", readme_snippets(), ids=lambda c: c.strip().splitlines()[-1][:40])
+def test_readme_snippet(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    found = [run for pattern, run in SNIPPETS if re.search(pattern, code)]
+    assert len(found) == 1, (f"README python block not registered (or matched by several entries):\n{code}\n"
+                             + REGISTER.format(table="SNIPPETS"))
+    found[0](code, tmp_path, monkeypatch)
+
+
+# -- commands quoted in the prose ---------------------------------------------------------------------
+
+def test_inline_commands_name_existing_options() -> None:
+    """`python -m s2d ...` in backticks: the sub-command exists and has the options shown."""
+    text = FENCE.sub("", README.read_text(encoding="utf-8"))
+    inline = sorted(set(re.findall(r"`(python -m s2d[^`]*)`", text)))
+    assert inline, "no inline commands found: has the README's format changed?"
+    for command in inline:
+        accepts(re.sub(r"\s*\.\.\.$", "", command))
