@@ -171,29 +171,21 @@ def test_checkpoint_is_the_registered_architecture():
     assert (ZOO / "model.safetensors").stat().st_size < 2_000_000
 
 
+@pytest.mark.parametrize("data_seed", [0, 11])
 @needs_checkpoint
-def test_checkpoint_reproduces_the_reported_accuracy():
-    """Top-1 of the shipped weights on the first 64 clips of the held-out test split.
-
-    Tolerances: run.py recorded top-1 on exactly these 64 clips (`top1_first64`); the same weights
-    on the same bytes can differ only by float summation order (thread count, kernels), which may
-    flip a near-tie, so one clip (1.6 points) of slack. The 64 clips must also agree with the
-    figure on all 1024 test clips within three binomial standard deviations (±16 points at 75%):
-    they are a fair sample of it, not a lucky subset.
-    """
+def test_checkpoint_finds_and_reads_the_glyph_on_held_out_clips(data_seed):
+    """Top-1 and glyph-in-view rate of the shipped weights on 64 held-out test clips, against the
+    figures `bench/synthetic/run.py` recorded on 1,024 (data seed 0; seed 11 was never looked at
+    while training or tuning). Tolerance: three binomial standard deviations of a 64-clip sample
+    (the in-view rate is counted per frame, but frames of a clip move together, so clips are the
+    unit), plus one clip."""
     import s2d
+    from s2d.cli.demo import evaluate
 
-    report = json.loads(RESULTS.read_text(encoding="utf-8"))
-    result, settings = report["models"]["s2dnet"], report["settings"]
+    report = json.loads(RESULTS.read_text(encoding="utf-8"))["models"]["s2dnet"]
     model = s2d.load("s2dnet-x3d-synth")
-    ds = SyntheticDetailDataset(settings["eval_split"], 64, seed=settings["data_seed"])
-    correct = 0
-    with torch.no_grad():
-        for start in (0, 32):
-            batch = collate([ds[i] for i in range(start, start + 32)])
-            out = model(batch["frames"].permute(0, 1, 4, 2, 3), batch["num_frames"])
-            correct += int((out.logits.argmax(1) == batch["labels"]).sum())
-    acc = 100 * correct / 64
-    assert abs(acc - result["top1_first64"]) <= 100 / 64 + 1e-9
-    p = result["top1"] / 100
-    assert abs(acc / 100 - p) <= 3 * math.sqrt(p * (1 - p) / 64) + 1 / 64
+    got = evaluate(model, SyntheticDetailDataset("test", 64, seed=data_seed), range(64))
+    for key in ("top1", "glyph_in_view"):
+        p = report[key] / 100
+        slack = 3 * math.sqrt(max(p * (1 - p), 0.02) / 64) + 1 / 64
+        assert abs(got[key] / 100 - p) <= slack, (key, got[key], report[key])
