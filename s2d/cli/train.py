@@ -4,13 +4,15 @@ CONFIG is a JSON training config (see `s2d.train.config`) or the name of a paper
 (`s2d.train.recipes`: s2dnet-tsm-sthv2, s2dnet-x3d-k400, ...). Dotted overrides change single
 values: `optim.lr=0.01 data.root=/videos model.overrides.sampler.size=48 batch_size=128`.
 `--print-config` shows the resolved config (a JSON file to edit) without training.
-Exit status: 0 when training finished or stopped cleanly on SIGTERM (resume with --resume),
-2 for a configuration error.
+Exit status: 0 when training finished, 143 (128 + SIGTERM) when SIGTERM stopped it after saving a
+checkpoint (continue with --resume), 2 for a configuration error, 1 for other failures.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+
+EXIT_INTERRUPTED = 128 + 15  # what a shell reports for a process ended by SIGTERM: not "finished"
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +48,7 @@ def _split_options(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Load the config, train, and report how the run ended."""
     from s2d.train import TrainConfigError, load_config, train
+    from s2d.train.checkpoint import CheckpointMismatchError
 
     try:
         overrides = _split_options(args)
@@ -66,8 +69,11 @@ def run(args: argparse.Namespace) -> int:
     except TrainConfigError as err:
         print(f"s2d train: {err}", file=sys.stderr)
         return 2
+    except CheckpointMismatchError as err:
+        print(f"s2d train: cannot resume: {err}", file=sys.stderr)
+        return 1
     if result.interrupted:
-        return 0
+        return EXIT_INTERRUPTED
     best = "-" if result.best_val_dnet_top1 is None else f"{result.best_val_dnet_top1:.2f}%"
     print(f"done: {result.epochs} epochs, {result.step} steps; best val top-1 {best}; model in {result.out_dir}",
           file=sys.stderr)
