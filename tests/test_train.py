@@ -331,7 +331,7 @@ def uninterrupted_run(tmp_path_factory):
     (root / "killer.py").write_text(KILLER)
     clean = root / "clean"
     done = subprocess.run([sys.executable, "-m", "s2d", "train", str(path), "--out-dir", str(clean)],
-                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
+                          env=subprocess_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     return root, clean
 
@@ -351,7 +351,7 @@ def test_kill_during_a_checkpoint_keeps_the_last_one_and_resumes_to_identical_lo
     cut = tmp_path / "cut"
     args = ["train", str(root / "cfg.json"), "--out-dir", str(cut)]
     killed = subprocess.run([sys.executable, str(root / "killer.py"), point, str(step), *args],
-                            env=subprocess_env(), capture_output=True, text=True, timeout=300)
+                            env=subprocess_env(), capture_output=True, text=True, timeout=900)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     found = latest_checkpoint(cut)
     if survivor is None:
@@ -360,7 +360,7 @@ def test_kill_during_a_checkpoint_keeps_the_last_one_and_resumes_to_identical_lo
         assert found is not None and load_state(found / STATE_NAME)["step"] == survivor
         assert s2d.load(str(cut)).config == s2d.load(str(clean)).config  # the folder still loads as a model
     resumed = subprocess.run([sys.executable, "-m", "s2d", *args, "--resume"], env=subprocess_env(),
-                             capture_output=True, text=True, timeout=300)
+                             capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr
     assert step_losses(cut) == step_losses(clean)  # exactly equal floats
     a, b = weights(clean), weights(cut)
