@@ -13,6 +13,7 @@ reason, so training code can catch exactly one exception type.
 """
 from __future__ import annotations
 
+import errno
 import math
 import os
 import random
@@ -296,8 +297,16 @@ class _Header:
 
 
 def _check_file(path: str) -> None:
-    if not os.path.exists(path):
-        raise VideoError(path, "file not found")
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise VideoError(path, "symbolic link loop (the link points back to itself)") from None
+        if err.errno == errno.EACCES:
+            raise VideoError(path, "permission denied") from None
+        if os.path.islink(path):
+            raise VideoError(path, "broken symbolic link (its target does not exist)") from None
+        raise VideoError(path, "file not found") from None
     if not os.path.isfile(path):
         raise VideoError(path, "not a regular file")
     if os.path.getsize(path) == 0:
@@ -329,6 +338,9 @@ def _reason(err: BaseException) -> str:
 
 
 def _video_stream(container: Any, path: str) -> Any:
+    fmt = str(getattr(container.format, "name", "") or "")
+    if fmt.endswith("_pipe") or fmt == "image2":  # FFmpeg's still-image demuxers
+        raise VideoError(path, f"an image ({fmt.removesuffix('_pipe')}), not a video")
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams})
         found = f"only {', '.join(kinds)} streams" if kinds else "no streams at all"

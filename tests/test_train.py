@@ -272,7 +272,7 @@ def test_resume_after_sigterm_gives_the_losses_of_an_uninterrupted_run(tmp_path)
                       data={"kind": "test_train:RandomClips", "train": {"size": 12}, "val": None, "workers": 1})
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps(cfg))
-    base = [sys.executable, "-m", "s2d", "train", str(path)]
+    base = [sys.executable, "-m", "s2d", "train", str(path), "--allow-code"]
     clean, cut = tmp_path / "clean", tmp_path / "cut"
     env = subprocess_env()
     proc = subprocess.Popen(base + ["--out-dir", str(cut)], env=env, stderr=subprocess.PIPE, text=True)
@@ -330,7 +330,7 @@ def uninterrupted_run(tmp_path_factory):
     path.write_text(json.dumps(cfg))
     (root / "killer.py").write_text(KILLER)
     clean = root / "clean"
-    done = subprocess.run([sys.executable, "-m", "s2d", "train", str(path), "--out-dir", str(clean)],
+    done = subprocess.run([sys.executable, "-m", "s2d", "train", str(path), "--allow-code", "--out-dir", str(clean)],
                           env=subprocess_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     return root, clean
@@ -349,7 +349,7 @@ def test_kill_during_a_checkpoint_keeps_the_last_one_and_resumes_to_identical_lo
     `--resume` continues to the losses and weights of the uninterrupted run, bit for bit."""
     root, clean = uninterrupted_run
     cut = tmp_path / "cut"
-    args = ["train", str(root / "cfg.json"), "--out-dir", str(cut)]
+    args = ["train", str(root / "cfg.json"), "--allow-code", "--out-dir", str(cut)]
     killed = subprocess.run([sys.executable, str(root / "killer.py"), point, str(step), *args],
                             env=subprocess_env(), capture_output=True, text=True, timeout=900)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
@@ -426,10 +426,10 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     path.write_text(json.dumps(cfg))
     two, one = tmp_path / "two", tmp_path / "one"
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-              "-m", "s2d", "train", str(path), "--out-dir", str(two)]
+              "-m", "s2d", "train", str(path), "--allow-code", "--out-dir", str(two)]
     ddp = subprocess.Popen(launch, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        train(str(path), [f"out_dir={json.dumps(str(one))}"])
+        train(str(path), [f"out_dir={json.dumps(str(one))}"], allow_code=True)
         output, _ = ddp.communicate(timeout=280)
     finally:
         if ddp.poll() is None:

@@ -20,6 +20,8 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         help="continue from the checkpoint in out_dir (start fresh when there is none)")
     parser.add_argument("--out-dir", metavar="DIR", help="where checkpoints and logs go (overrides out_dir)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--allow-code", action="store_true",
+                        help="allow data.kind=module:attribute to import Python code (never implied by a config)")
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -38,10 +40,12 @@ def _split_options(args: argparse.Namespace) -> list[str]:
     found, rest = late.parse_known_args(args.overrides)
     unknown = [item for item in rest if item.startswith("-")]
     if unknown:
-        raise ValueError(f"unknown option(s) {' '.join(unknown)} (options: --resume, --out-dir DIR, --print-config)")
+        raise ValueError(f"unknown option(s) {' '.join(unknown)} (options: --resume, --out-dir DIR, --print-config, "
+                         "--allow-code)")
     args.resume = args.resume or found.resume
     args.out_dir = found.out_dir or args.out_dir
     args.print_config = args.print_config or found.print_config
+    args.allow_code = args.allow_code or found.allow_code
     return rest
 
 
@@ -49,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the config, train, and report how the run ended."""
     from s2d.train import TrainConfigError, load_config, train
     from s2d.train.checkpoint import CheckpointMismatchError
+    from s2d.train.distributed import DeviceError
 
     try:
         overrides = _split_options(args)
@@ -65,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
         print(config.to_json(), end="")
         return 0
     try:
-        result = train(config)
-    except TrainConfigError as err:
+        result = train(config, allow_code=args.allow_code)
+    except (TrainConfigError, DeviceError) as err:
         print(f"s2d train: {err}", file=sys.stderr)
         return 2
     except CheckpointMismatchError as err:

@@ -66,9 +66,11 @@ class TrainResult:
     last_val: dict[str, Any] | None
 
 
-def train(config: TrainConfig | dict[str, Any] | str, overrides: Iterable[str] = ()) -> TrainResult:
+def train(config: TrainConfig | dict[str, Any] | str, overrides: Iterable[str] = (), *,
+          allow_code: bool = False) -> TrainResult:
     """Run (or resume) a training run described by a `TrainConfig`, a config dict, a JSON file
-    or a recipe name, with dotted `key=value` overrides."""
+    or a recipe name, with dotted `key=value` overrides. `allow_code` lets a `module:attribute`
+    data kind be imported (never implied by the config itself)."""
     if not isinstance(config, TrainConfig):
         config = load_config(config, overrides)
     elif overrides:
@@ -77,7 +79,7 @@ def train(config: TrainConfig | dict[str, Any] | str, overrides: Iterable[str] =
         config.validate()
     env = setup(config.device)
     try:
-        return Trainer(config, env).run()
+        return Trainer(config, env, allow_code=allow_code).run()
     finally:
         teardown(env)
 
@@ -120,7 +122,7 @@ def _load_init(model: nn.Module, source: str) -> None:
 class Trainer:
     """One rank's share of a training run; `run()` trains until done or interrupted."""
 
-    def __init__(self, cfg: TrainConfig, env: DistEnv):
+    def __init__(self, cfg: TrainConfig, env: DistEnv, *, allow_code: bool = False):
         from s2d.registry import create
 
         self.cfg, self.env = cfg, env
@@ -151,10 +153,12 @@ class Trainer:
 
         # Data.
         data = cfg.data
-        self.train_set = build_dataset(data.kind, "train", data.split_args("train"), self.model.config)
+        self.train_set = build_dataset(data.kind, "train", data.split_args("train"), self.model.config,
+                                       allow_code=allow_code)
         self.val_set = None
         if data.val is not None:
-            self.val_set = build_dataset(data.kind, "val", data.split_args("val"), self.model.config)
+            self.val_set = build_dataset(data.kind, "val", data.split_args("val"), self.model.config,
+                                         allow_code=allow_code)
             if data.val_clips > 1 and not supports_views(self.val_set):
                 raise TrainConfigError(f"data.val_clips={data.val_clips}, but the validation dataset offers no "
                                        "temporal views (use 1)")
