@@ -47,7 +47,8 @@ def assert_close_scaled(actual: torch.Tensor, expected: torch.Tensor, tol: float
     size of the terms that cancelled, not of the result.
     """
     err = scaled_error(actual, expected)
-    if not err <= tol and atol > 0:
+    same_nans = torch.equal(torch.isnan(actual.detach()), torch.isnan(expected.detach()))
+    if not err <= tol and atol > 0 and same_nans:  # atol never excuses a NaN on one side only
         abs_err = float((actual.detach().double() - expected.detach().double()).abs().nan_to_num(0).max())
         if abs_err <= tol * float(expected.detach().abs().nan_to_num(0).max()) + atol:
             return
@@ -121,6 +122,10 @@ def assert_as_accurate(actual: torch.Tensor, truth: torch.Tensor, reference: tor
     size follows the terms that cancelled (`unit`, e.g. max|upstream grad| · max|output| for a
     parameter gradient), not the vanishing result.
     """
+    if actual.shape != truth.shape:
+        raise AssertionError(f"{name or 'tensor'}: shape {tuple(actual.shape)} vs truth {tuple(truth.shape)}")
+    if not torch.equal(torch.isnan(actual.detach()), torch.isnan(truth.detach())):
+        raise AssertionError(f"{name or 'tensor'}: NaN where the float64 truth has none (or the reverse)")
     err = float((actual.detach().double() - truth.detach()).abs().nan_to_num(0).max()) if actual.numel() else 0.0
     ref_err = float((reference.detach().double() - truth.detach()).abs().nan_to_num(0).max()) if actual.numel() else 0.0
     scale = max(float(truth.detach().abs().nan_to_num(0).max()) if truth.numel() else 0.0, unit)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from s2d.backbones import ARCHS, TSM_ARCHS
+from s2d.labels import available_label_sets, load_labels
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -31,6 +33,65 @@ def _require(cond: bool, msg: str) -> None:
         raise ConfigError(msg)
 
 
+#: Upper bounds that keep a typo (`num_classes: 1e9`) from trying to allocate terabytes.
+MAX_CLASSES = 100_000
+MAX_FRAMES = 4096
+MAX_SIZE = 4096
+MAX_WIDTH = 65_536  # hidden sizes of the locator and the context vector
+MAX_RESIZE_RATIO = 8.0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_value(value: Any, kind: str) -> bool:
+    """Whether `value` fits the (string) annotation `kind` of a config field."""
+    kind = kind.strip()
+    if kind.endswith("| None"):
+        return value is None or _check_value(value, kind[:-len("| None")])
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return _is_number(value)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind.startswith("tuple[") and kind.endswith("]"):
+        parts = [p.strip() for p in kind[len("tuple["):-1].split(",")]
+        if not isinstance(value, (tuple, list)):
+            return False
+        if parts[-1] == "...":
+            return all(_check_value(v, parts[0]) for v in value)
+        return len(value) == len(parts) and all(_check_value(v, k) for v, k in zip(value, parts))
+    return True  # sub-configs: checked by their own class
+
+
+def _describe(kind: str) -> str:
+    kind = kind.strip()
+    if kind.endswith("| None"):
+        return f"{_describe(kind[:-len('| None')])} or null"
+    if kind.startswith("tuple["):
+        parts = [p.strip() for p in kind[len("tuple["):-1].split(",")]
+        plural = {"int": "integers", "float": "finite numbers", "str": "strings"}.get(parts[0], parts[0])
+        return f"a list of {plural}" if parts[-1] == "..." else f"a list of {len(parts)} {plural}"
+    return {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "a string"}.get(kind, kind)
+
+
+def _check_types(config: Any, prefix: str = "") -> None:
+    """`ConfigError` naming the key when a field's value is not of its declared type (JSON gives
+    `16.5` for an int, `"abc"` for a list of numbers; the model would fail later and obscurely)."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        _require(_check_value(value, kind), f"{prefix}{f.name} must be {_describe(kind)}, got {value!r}")
+
+
+def _check_range(key: str, value: float, low: float, high: float) -> None:
+    _require(low <= value <= high, f"{key} must lie in [{low:g}, {high:g}], got {value!r}")
+
+
 @dataclass(frozen=True)
 class SynopsisConfig:
     """Synopsis net: `frames` uniformly sampled frames resized to `size` (nearest), a light backbone."""
@@ -43,9 +104,12 @@ class SynopsisConfig:
     shift_div: int = 8
 
     def validate(self) -> None:
+        _check_types(self, "synopsis.")
         _require(self.arch in ARCHS, f"synopsis.arch {self.arch!r} is not one of {ARCHS}")
         _require(self.frames >= 1, f"synopsis.frames must be >= 1, got {self.frames}")
         _require(self.size >= 32, f"synopsis.size must be >= 32, got {self.size}")
+        _check_range("synopsis.frames", self.frames, 1, MAX_FRAMES)
+        _check_range("synopsis.size", self.size, 32, MAX_SIZE)
         _require(0 <= self.dropout < 1 and 0 <= self.context_dropout < 1, "synopsis dropouts must lie in [0, 1)")
 
 
@@ -70,7 +134,10 @@ class LocatorConfig:
     fixed_stride_px: float | None = None
 
     def validate(self) -> None:
-        _require(self.hidden >= 1, "locator.hidden must be >= 1")
+        _check_types(self, "locator.")
+        _check_range("locator.hidden", self.hidden, 1, MAX_WIDTH)
+        for d in self.mlp:
+            _check_range("locator.mlp", d, 1, MAX_WIDTH)
         _require(self.fixed_stride_px is None or self.fixed_stride_px > 0,
                  f"locator.fixed_stride_px must be null or > 0, got {self.fixed_stride_px}")
         _require(self.gradient in ("pathwise", "smoothed"),
@@ -95,9 +162,12 @@ class SamplerConfig:
     sigma: float = 1.0
 
     def validate(self) -> None:
+        _check_types(self, "sampler.")
         _require(self.frames >= 2, f"sampler.frames must be >= 2 (the stride divides by T_d - 1), got {self.frames}")
         _require(self.size >= 2, f"sampler.size must be >= 2, got {self.size}")
         _require(0 < self.sigma <= 1, f"sampler.sigma must lie in (0, 1] (pixels), got {self.sigma}")
+        _check_range("sampler.frames", self.frames, 2, MAX_FRAMES)
+        _check_range("sampler.size", self.size, 2, MAX_SIZE)
         _require(self.temporal in ("gaussian", "linear"), f"sampler.temporal must be 'gaussian' or 'linear', got {self.temporal!r}")
 
 
@@ -110,10 +180,11 @@ class FusionConfig:
     context_dim: int = 256
 
     def validate(self) -> None:
+        _check_types(self, "fusion.")
         for s in self.stages:
             _require(s in FUSION_STAGES, f"fusion stage {s!r} is not one of {FUSION_STAGES}")
         _require(len(set(self.stages)) == len(self.stages), f"fusion stages repeat: {self.stages}")
-        _require(self.context_dim >= 1, "fusion.context_dim must be >= 1")
+        _check_range("fusion.context_dim", self.context_dim, 1, MAX_WIDTH)
 
 
 #: The ablations of supplement Table 2, as fusion configs.
@@ -135,9 +206,20 @@ class DetailConfig:
     shift_div: int = 8
 
     def validate(self) -> None:
+        _check_types(self, "detail.")
         _require(self.arch in ARCHS, f"detail.arch {self.arch!r} is not one of {ARCHS}")
         _require(self.arch != "tsm_mobilenet_v2", "detail.arch must be a staged backbone (ResNet or X3D)")
         _require(0 <= self.dropout < 1, "detail.dropout must lie in [0, 1)")
+
+
+def _check_label_list(labels: str | None, num_classes: int) -> None:
+    """A shipped label list must exist and name exactly `num_classes` classes."""
+    if labels is None:
+        return
+    _require(labels in available_label_sets(), f"labels: unknown label list {labels!r}; shipped: {available_label_sets()}")
+    count = len(load_labels(labels))
+    _require(count == num_classes, f"labels: the list {labels!r} names {count} classes but num_classes is "
+                                   f"{num_classes}; give a matching list or labels null")
 
 
 def _tuple_fields(cls, data: dict) -> dict:
@@ -206,7 +288,9 @@ class S2DConfig(_JsonMixin):
                           ("fusion", FusionConfig), ("detail", DetailConfig)):
             object.__setattr__(self, name, _sub(cls, getattr(self, name)))
         for name in ("mean", "std"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                object.__setattr__(self, name, tuple(value))
         self.validate()
 
     @property
@@ -215,6 +299,13 @@ class S2DConfig(_JsonMixin):
 
     def validate(self) -> None:
         _require(self.kind == "s2dnet", f"S2DConfig.kind must be 's2dnet', got {self.kind!r}")
+        _check_types(self)
+        _check_range("num_classes", self.num_classes, 2, MAX_CLASSES)
+        _check_range("resize_ratio", self.resize_ratio, 1.0, MAX_RESIZE_RATIO)
+        _check_range("dense_frames", self.dense_frames, 1, MAX_FRAMES)
+        _check_range("dense_size", self.dense_size, 2, MAX_SIZE)
+        _require(all(s > 0 for s in self.std), f"std must be three positive numbers, got {list(self.std)}")
+        _check_label_list(self.labels, self.num_classes)
         _require(self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}")
         _require(1 <= self.topk <= self.num_classes, f"topk must lie in [1, num_classes={self.num_classes}], got {self.topk}")
         _require(self.topk_scheme in ("hard", "soft"), f"topk_scheme must be 'hard' or 'soft', got {self.topk_scheme!r}")
@@ -230,10 +321,6 @@ class S2DConfig(_JsonMixin):
                                      "of one family (TSM or X3D)")
         _require(self.locator.feature_stage is None or syn_x3d,
                  f"locator.feature_stage needs a staged X3D synopsis, got {self.synopsis.arch}")
-        if self.labels is not None:
-            from s2d.labels import available_label_sets
-            _require(self.labels in available_label_sets(), f"unknown label list {self.labels!r}; shipped: "
-                                                           f"{available_label_sets()}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "S2DConfig":
@@ -263,7 +350,9 @@ class BaselineConfig(_JsonMixin):
 
     def __post_init__(self):
         for name in ("mean", "std"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                object.__setattr__(self, name, tuple(value))
         self.validate()
 
     @property
@@ -272,14 +361,20 @@ class BaselineConfig(_JsonMixin):
 
     def validate(self) -> None:
         _require(self.kind == "baseline", f"BaselineConfig.kind must be 'baseline', got {self.kind!r}")
+        _check_types(self)
+        _check_range("num_classes", self.num_classes, 2, MAX_CLASSES)
+        _check_range("resize_ratio", self.resize_ratio, 1.0, MAX_RESIZE_RATIO)
+        _check_range("dense_frames", self.dense_frames, 1, MAX_FRAMES)
+        _check_range("dense_size", self.dense_size, 2, MAX_SIZE)
+        _require(all(s > 0 for s in self.std), f"std must be three positive numbers, got {list(self.std)}")
+        _check_label_list(self.labels, self.num_classes)
+        _check_range("frames", self.frames, 1, MAX_FRAMES)
+        _check_range("size", self.size, 32, MAX_SIZE)
         _require(self.resize_ratio >= 1.0, f"resize_ratio must be >= 1 (short side before the crop), got {self.resize_ratio}")
         _require(self.arch in ARCHS, f"arch {self.arch!r} is not one of {ARCHS}")
         _require(self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}")
         _require(self.frames >= 1 and self.size >= 32, "frames must be >= 1 and size >= 32")
         _require(0 <= self.dropout < 1, "dropout must lie in [0, 1)")
-        if self.labels is not None:
-            from s2d.labels import available_label_sets
-            _require(self.labels in available_label_sets(), f"unknown label list {self.labels!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BaselineConfig":

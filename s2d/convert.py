@@ -31,7 +31,11 @@ def load_checkpoint_file(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: no such checkpoint file")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as err:  # SafetensorError (a damaged header), OSError, or a bad dtype
+            raise CheckpointError(f"{path}: not a valid safetensors file ({err}); it is corrupted or "
+                                  "truncated") from None
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # refuse anything weights_only cannot read

@@ -439,6 +439,29 @@ class PrepareReport:
         return "\n".join(lines)
 
 
+def _bad_class_name(name: str) -> bool:
+    return name != name.strip() or not name or name.startswith("#") or any(c in name for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def _check_outputs(root: Path, out_file: Path, classes: Sequence[str], suffixes: set[str]) -> None:
+    """`prepare_list` writes `out_file` and `classes.txt` beside it; refuse when that would replace
+    a video or a class list, or put a file among the videos of a class."""
+    resolved = out_file.resolve()
+    if out_file.name == "classes.txt":
+        raise ValueError(f"--out {out_file}: classes.txt is where the class names go; name the list otherwise "
+                         "(e.g. train.txt)")
+    if resolved.suffix.lower() in suffixes or resolved.suffix.lower() in VIDEO_EXTENSIONS:
+        raise ValueError(f"--out {out_file}: a list file cannot have a video extension ({resolved.suffix}); "
+                         "use e.g. train.txt")
+    if out_file.exists() and not out_file.is_file():
+        raise ValueError(f"--out {out_file}: exists and is not a regular file")
+    for name in classes:
+        folder = (root / name).resolve()
+        if resolved.is_relative_to(folder):
+            raise ValueError(f"--out {out_file} lies inside the class folder {root / name}; write the list "
+                             f"outside the class folders (e.g. {root / 'train.txt'})")
+
+
 def prepare_list(root: str | os.PathLike, out_file: str | os.PathLike,
                  extensions: Sequence[str] = VIDEO_EXTENSIONS, check: bool = True, *,
                  workers: int = 1, timeout_s: float | None = DEFAULT_TIMEOUT_S,
@@ -456,10 +479,23 @@ def prepare_list(root: str | os.PathLike, out_file: str | os.PathLike,
         raise NotADirectoryError(f"{root}: not a folder")
     suffixes = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
     out_file = Path(out_file)
-    # A list written into a sub-folder of root must not turn that folder into a class.
+    # The list's own folder inside root (ROOT/lists/) is not a class, unless it holds videos: then
+    # the list would be written among a class's videos, which is refused below.
     out_dir = out_file.parent.resolve()
-    classes = sorted(d.name for d in root.iterdir()
-                     if d.is_dir() and not d.name.startswith(".") and d.resolve() != out_dir)
+
+    def is_class(d: Path) -> bool:
+        if not d.is_dir() or d.name.startswith("."):
+            return False
+        return d.resolve() != out_dir or any(os.path.splitext(f)[1].lower() in suffixes
+                                             for _, _, files in os.walk(d) for f in files)
+
+    classes = sorted(d.name for d in root.iterdir() if is_class(d))
+    _check_outputs(root, out_file, classes, suffixes)
+    bad = [name for name in classes if _bad_class_name(name)]
+    if bad:
+        raise ValueError(f"{root}: class folder name(s) {', '.join(repr(n) for n in bad)} cannot be written one a "
+                         "line to classes.txt (blank, surrounding spaces, a line break, or a leading '#', which "
+                         "list files read as a comment); rename the folder(s)")
     entries: list[tuple[str, int]] = []
     ignored: list[str] = []
     for label, name in enumerate(classes):

@@ -196,7 +196,19 @@ def load_file_into(model: "nn.Module", path: str | Path, *, strict: bool = True,
     """Verify (when a checksum is known), read and strictly load a safetensors file into `model`."""
     if expected_sha256 is not None or expected_size is not None:
         verify_file(path, expected_sha256, expected_size, source=source, fix=fix)
-    load_weights(model, read_weights(path, fix=fix), strict=strict, source=f"{path} ({source})")
+    state = read_weights(path, fix=fix)
+    check_finite(state, path)
+    load_weights(model, state, strict=strict, source=f"{path} ({source})")
+
+
+def check_finite(state: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """`CorruptWeightsError` naming the tensors that hold NaN or infinity: such a model predicts
+    NaN probabilities, so it is refused at load rather than discovered in the output."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise CorruptWeightsError(f"{path}: {len(bad)} of {len(state)} tensors hold NaN or infinite values "
+                                  f"({shown}); the weights are corrupted (a diverged training run?)")
 
 
 def save_weights(model: "nn.Module", path: str | Path) -> None:

@@ -13,6 +13,7 @@ reason, so training code can catch exactly one exception type.
 """
 from __future__ import annotations
 
+import errno
 import math
 import os
 import random
@@ -199,19 +200,31 @@ def clip_indices(video_frames: int, spec: ClipSpec, rng: random.Random | None = 
     return taken + [taken[-1]] * (t - len(taken)), len(taken)
 
 
-def _resize_crop(frames: torch.Tensor, spec: ClipSpec, rng: random.Random | None) -> torch.Tensor:
-    """Resize uint8 `[T, H, W, 3]` frames so the short side is `spec.short_side`, then crop.
+def _resized_size(h: int, w: int, short_side: int) -> tuple[int, int]:
+    """Frame size once the short side is `short_side`, keeping the aspect ratio."""
+    scale = short_side / min(h, w)
+    out_h = short_side if h <= w else max(short_side, int(round(h * scale)))
+    out_w = short_side if w < h else max(short_side, int(round(w * scale)))
+    return out_h, out_w
+
+
+def _resize(frames: torch.Tensor, short_side: int) -> torch.Tensor:
+    """Resize uint8 `[T, H, W, 3]` frames so the short side is `short_side`.
 
     Bilinear with antialiasing, computed on uint8 directly (the channels-last permute is a view).
     """
     _, h, w, _ = frames.shape
-    scale = spec.short_side / min(h, w)
-    out_h = spec.short_side if h <= w else max(spec.short_side, int(round(h * scale)))
-    out_w = spec.short_side if w < h else max(spec.short_side, int(round(w * scale)))
-    if (out_h, out_w) != (h, w):
-        x = frames.permute(0, 3, 1, 2)  # [T, 3, H, W] in channels-last memory
-        x = F.interpolate(x, size=(out_h, out_w), mode="bilinear", antialias=True, align_corners=False)
-        frames = x.permute(0, 2, 3, 1)
+    out_h, out_w = _resized_size(h, w, short_side)
+    if (out_h, out_w) == (h, w):
+        return frames
+    x = frames.permute(0, 3, 1, 2)  # [T, 3, H, W] in channels-last memory
+    x = F.interpolate(x, size=(out_h, out_w), mode="bilinear", antialias=True, align_corners=False)
+    return x.permute(0, 2, 3, 1)
+
+
+def _crop(frames: torch.Tensor, spec: ClipSpec, rng: random.Random | None) -> torch.Tensor:
+    """The `spec.crop_size` square crop (centre or random) of resized frames."""
+    _, out_h, out_w, _ = frames.shape
     c = spec.crop_size
     if spec.crop == "random":
         source = rng or random
@@ -219,6 +232,11 @@ def _resize_crop(frames: torch.Tensor, spec: ClipSpec, rng: random.Random | None
     else:
         top, left = (out_h - c) // 2, (out_w - c) // 2
     return frames[:, top:top + c, left:left + c, :].contiguous()
+
+
+def _shrink(frame: np.ndarray, short_side: int) -> torch.Tensor:
+    """One decoded `[H, W, 3]` frame resized at once, so only one full-size frame is ever held."""
+    return _resize(torch.from_numpy(np.ascontiguousarray(frame))[None], short_side)[0].contiguous()
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,8 +297,16 @@ class _Header:
 
 
 def _check_file(path: str) -> None:
-    if not os.path.exists(path):
-        raise VideoError(path, "file not found")
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise VideoError(path, "symbolic link loop (the link points back to itself)") from None
+        if err.errno == errno.EACCES:
+            raise VideoError(path, "permission denied") from None
+        if os.path.islink(path):
+            raise VideoError(path, "broken symbolic link (its target does not exist)") from None
+        raise VideoError(path, "file not found") from None
     if not os.path.isfile(path):
         raise VideoError(path, "not a regular file")
     if os.path.getsize(path) == 0:
@@ -312,6 +338,9 @@ def _reason(err: BaseException) -> str:
 
 
 def _video_stream(container: Any, path: str) -> Any:
+    fmt = str(getattr(container.format, "name", "") or "")
+    if fmt.endswith("_pipe") or fmt == "image2":  # FFmpeg's still-image demuxers
+        raise VideoError(path, f"an image ({fmt.removesuffix('_pipe')}), not a video")
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams})
         found = f"only {', '.join(kinds)} streams" if kinds else "no streams at all"
@@ -376,16 +405,16 @@ def _pyav_frame_count(container: Any, header: _Header, path: str, deadline: _Dea
     return _count_packets(container, container.streams.video[0], path, deadline, max_frames)
 
 
-def _pyav_gather(path: str, wanted: Sequence[int], deadline: _Deadline,
-                 max_frames: int) -> tuple[dict[int, np.ndarray], int]:
-    """Decode from the start, keeping RGB copies of the `wanted` frames.
+def _pyav_gather(path: str, wanted: Sequence[int], deadline: _Deadline, max_frames: int,
+                 short_side: int) -> tuple[dict[int, torch.Tensor], int]:
+    """Decode from the start, keeping the `wanted` frames as RGB resized to `short_side`.
 
     Returns the frames found and the number of frames decoded; decoding stops once the last
     wanted frame is reached, or earlier when the stream ends.
     """
     targets = set(wanted)
     last = max(targets)
-    found: dict[int, np.ndarray] = {}
+    found: dict[int, torch.Tensor] = {}
     decoded = 0
     with _open_pyav(path, deadline) as container:
         stream = _video_stream(container, path)
@@ -393,26 +422,26 @@ def _pyav_gather(path: str, wanted: Sequence[int], deadline: _Deadline,
             for index, frame in enumerate(frames):
                 decoded = index + 1
                 if index in targets:
-                    found[index] = frame.to_ndarray(format="rgb24")
+                    found[index] = _shrink(frame.to_ndarray(format="rgb24"), short_side)
                 if index >= last:
                     break
     return found, decoded
 
 
 def _read_pyav(path: str, spec: ClipSpec, rng: random.Random | None, n: int,
-               deadline: _Deadline, max_frames: int) -> tuple[np.ndarray, list[int], int, int]:
+               deadline: _Deadline, max_frames: int) -> tuple[torch.Tensor, list[int], int, int]:
     indices, distinct = _indices_or_error(path, n, spec, rng)
-    found, decoded = _pyav_gather(path, indices, deadline, max_frames)
+    found, decoded = _pyav_gather(path, indices, deadline, max_frames, spec.short_side)
     if len(found) < len(set(indices)):
         # The container promised more frames than decode: sample again from those that exist.
         n = decoded
         if n == 0:
             raise VideoError(path, "no frame could be decoded")
         indices, distinct = _indices_or_error(path, n, spec, rng)
-        found, _ = _pyav_gather(path, indices, deadline, max_frames)
+        found, _ = _pyav_gather(path, indices, deadline, max_frames, spec.short_side)
         if len(found) < len(set(indices)):
             raise VideoError(path, "decoding is not repeatable (frames vanished on a second pass)")
-    frames = np.stack([found[i] for i in sorted(set(indices))])
+    frames = torch.stack([found[i] for i in sorted(set(indices))])
     return frames, indices, distinct, n
 
 
@@ -448,7 +477,7 @@ def _decord_open(path: str, deadline: _Deadline) -> tuple[Any, int, float]:
 
 
 def _read_decord(path: str, spec: ClipSpec, rng: random.Random | None, deadline: _Deadline,
-                 max_frames: int) -> tuple[np.ndarray, list[int], int, int, float]:
+                 max_frames: int) -> tuple[torch.Tensor, list[int], int, int, float]:
     reader, n, fps = _decord_open(path, deadline)
     if n == 0:
         raise _DecordFailed("decord found no frames")
@@ -456,14 +485,23 @@ def _read_decord(path: str, spec: ClipSpec, rng: random.Random | None, deadline:
         raise VideoError(path, f"more than {max_frames} frames (raise max_frames to read it)")
     indices, distinct = _indices_or_error(path, n, spec, rng)
     unique = sorted(set(indices))
+
+    def decode() -> torch.Tensor:
+        # Frame by frame, each resized at once: memory follows the clip, not the source resolution.
+        shrunk = []
+        for i in unique:
+            frame = reader.get_batch([i]).asnumpy()
+            if frame.ndim != 4 or frame.shape[0] != 1 or frame.shape[-1] != 3:
+                raise _DecordFailed(f"decord returned frames of shape {tuple(frame.shape)}")
+            shrunk.append(_shrink(frame[0], spec.short_side))
+        return torch.stack(shrunk)
+
     try:
-        batch = deadline.run(lambda: reader.get_batch(unique).asnumpy(), "decoding with decord")
-    except VideoError:
+        batch = deadline.run(decode, "decoding with decord")
+    except (VideoError, _DecordFailed):
         raise
     except Exception as err:
         raise _DecordFailed(_reason(err)) from None
-    if batch.ndim != 4 or batch.shape[0] != len(unique) or batch.shape[-1] != 3:
-        raise _DecordFailed(f"decord returned frames of shape {tuple(batch.shape)}")
     return batch, indices, distinct, n, fps
 
 
@@ -511,7 +549,7 @@ def read_clip(path: str | os.PathLike, spec: ClipSpec, *, backend: Backend = "au
         header = _header(container, path, max_pixels)
         pyav_count = None if chosen == "decord" else _pyav_frame_count(container, header, path, deadline, max_frames)
 
-    frames: np.ndarray | None = None
+    frames: torch.Tensor | None = None  # the distinct frames, already resized
     decord_error = None
     if chosen == "decord":
         try:
@@ -534,10 +572,9 @@ def read_clip(path: str | os.PathLike, spec: ClipSpec, *, backend: Backend = "au
     # Expand the distinct decoded frames to the clip's slots (the padding repeats frames).
     unique = sorted(set(indices))
     position = {index: row for row, index in enumerate(unique)}
-    tensor = torch.from_numpy(np.ascontiguousarray(frames))
-    tensor = tensor[torch.tensor([position[i] for i in indices], dtype=torch.long)]
+    tensor = frames[torch.tensor([position[i] for i in indices], dtype=torch.long)]
     deadline.check()
-    return Clip(frames=_resize_crop(tensor, spec, rng), num_frames=distinct, indices=list(indices),
+    return Clip(frames=_crop(tensor, spec, rng), num_frames=distinct, indices=list(indices),
                 source_fps=float(fps), path=path, video_frames=n, backend=used)
 
 

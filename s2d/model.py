@@ -44,13 +44,23 @@ class S2DOutput:
     shift_probe: ShiftProbe | None = None  # training with locator.gradient="smoothed"
 
 
-def check_clip(frames: torch.Tensor, num_frames: torch.Tensor | None) -> torch.Tensor:
-    """Validate a dense clip batch and return `num_frames` (all frames valid when None)."""
+def check_clip(frames: torch.Tensor, num_frames: torch.Tensor | None, min_batch: int = 1) -> torch.Tensor:
+    """Validate a dense clip batch and return `num_frames` (all frames valid when None).
+
+    `min_batch` is 2 for a model in training mode whose BatchNorm needs statistics over videos."""
+    if not isinstance(frames, torch.Tensor):
+        raise TypeError(f"frames must be a torch.Tensor [B, T, 3, H, W], got {type(frames).__name__}")
     if frames.dim() != 5 or frames.shape[2] != 3:
         raise ValueError(f"frames must be [B, T, 3, H, W], got shape {tuple(frames.shape)}")
-    if not (frames.dtype == torch.uint8 or frames.is_floating_point()):
-        raise TypeError(f"frames must be uint8 or floating point, got {frames.dtype}")
+    if frames.numel() == 0:
+        raise ValueError(f"frames has an empty dimension (shape {tuple(frames.shape)}); B, T, H and W must be >= 1")
+    if frames.dtype not in (torch.uint8, torch.float32):
+        raise TypeError(f"frames must be uint8 (0..255, normalised by the model) or float32 (already normalised "
+                        f"with the model's mean and std), got {frames.dtype}")
     B, T = frames.shape[:2]
+    if B < min_batch:
+        raise ValueError(f"a model in training mode needs at least {min_batch} videos per batch (its BatchNorm "
+                         f"takes statistics over them), got {B}; call model.eval() to classify one video")
     if num_frames is None:
         return torch.full((B,), T, dtype=torch.long, device=frames.device)
     num_frames = torch.as_tensor(num_frames, device=frames.device).long().view(-1)
@@ -114,7 +124,7 @@ class S2DNet(nn.Module, S2DHubMixin):
         """Classify dense clips; `look_at` (raw sampling parameters) overrides where the detail
         sampler looks, for probing the detail net at chosen windows."""
         c = self.config
-        num_frames = check_clip(frames, num_frames)
+        num_frames = check_clip(frames, num_frames, min_batch=2 if self.training else 1)
         B, _, _, H, W = frames.shape
         backend = resolve_backend(self.backend, frames.device)
         syn = self.synopsis(self.synopsis_clip(frames, num_frames))

@@ -65,6 +65,8 @@ def predict(model: nn.Module, video: str | os.PathLike | torch.Tensor, topk: int
     (default: the model's). `keep_detail` keeps V̂ in `outputs.detail` (for `s2d.viz`)."""
     from s2d.model import S2DNet
 
+    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
+        raise ValueError(f"topk must be an integer >= 1, got {topk!r}")
     path = None
     if isinstance(video, (str, os.PathLike)):
         from s2d.io import read_clip
@@ -74,8 +76,12 @@ def predict(model: nn.Module, video: str | os.PathLike | torch.Tensor, topk: int
         frames, n = clip.frames, clip.num_frames
     else:
         frames = torch.as_tensor(video)
-        if frames.dim() != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"a clip must be uint8 [T, H, W, 3], got shape {tuple(frames.shape)}")
+        size = model.config.dense_size
+        if frames.dim() != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1 or tuple(frames.shape[1:3]) != (size, size):
+            raise ValueError(f"a clip must be uint8 [T, {size}, {size}, 3] (T >= 1, the model's dense size; "
+                             f"s2d.io.read_clip cuts one from a video), got shape {tuple(frames.shape)}")
+        if frames.dtype != torch.uint8:
+            raise TypeError(f"a clip must be uint8 (0..255), got {frames.dtype}")
         n = num_frames or frames.shape[0]
     was_training = model.training
     model.eval()

@@ -398,3 +398,41 @@ def test_video_error_pickles_and_accepts_a_bare_message() -> None:
     assert (copy.path, copy.reason, str(copy)) == (err.path, err.reason, str(err))
     bare = VideoError("something went wrong")  # how generic re-raising rebuilds exceptions
     assert str(bare) == "something went wrong" and bare.path is None
+
+
+MEMORY_PROBE = """
+import resource, sys
+from s2d.io import ClipSpec, read_clip
+spec = ClipSpec(num_frames=64, short_side=32, crop_size=32)
+read_clip(sys.argv[2], spec, backend=sys.argv[3])  # imports and decoder set-up out of the measure
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+clip = read_clip(sys.argv[1], spec, backend=sys.argv[3])
+assert tuple(clip.frames.shape) == (64, 32, 32, 3) and clip.num_frames == 1
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="peak RSS in kB is read from getrusage on Linux")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_decoding_memory_follows_the_clip_not_the_source_resolution(tmp_path, backend):
+    """A one-frame 1024×8192 (tall) video read into 64 slots: each frame is resized as it is
+    decoded, so peak memory grows by about one source frame (24 MiB), not 64 full-size copies
+    (1.5 GiB, what filling the slots before resizing cost)."""
+    import subprocess
+
+    import numpy as np
+
+    tall, small = tmp_path / "tall.mp4", tmp_path / "small.mp4"
+    for path, (w, h) in ((tall, (1024, 8192)), (small, (64, 48))):
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            img = np.zeros((h, w, 3), np.uint8)
+            img[..., 1] = np.linspace(0, 255, h, dtype=np.uint8)[:, None]
+            for packet in (*stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")), *stream.encode()):
+                container.mux(packet)
+    done = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tall), str(small), backend],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    growth_mib = int(done.stdout.split()[-1])
+    assert growth_mib < 300, f"peak memory grew by {growth_mib} MiB"

@@ -123,8 +123,9 @@ def test_forward_backward_of_every_named_variant(name):
     assert out.logits.shape == (2, model.config.num_classes)
     loss = model.loss(out, target)
     loss.backward()
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads if g is not None)
+    grads = {k: p.grad for k, p in model.named_parameters() if p.requires_grad}
+    assert [k for k, g in grads.items() if g is None] == []  # every trainable parameter gets a gradient
+    assert [k for k, g in grads.items() if not torch.isfinite(g).all()] == []
     if isinstance(model, s2d.S2DNet):
         # the sampler path is differentiable: f_θ's heads get gradient in stage 2
         assert model.locator.spatial_offset.weight.grad.abs().sum() > 0

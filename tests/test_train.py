@@ -24,7 +24,7 @@ import s2d
 import s2d.cli as cli
 from s2d.train import (TrainConfig, TrainConfigError, build_dataset, evaluate, load_config, register_dataset,
                        train, unregister_dataset)
-from s2d.train.checkpoint import STATE_NAME, load_state
+from s2d.train.checkpoint import STATE_NAME, latest_checkpoint, load_state
 from s2d.train.optim import WarmupCosine, build_optimizer, build_scheduler
 
 TESTS = Path(__file__).resolve().parent
@@ -192,14 +192,16 @@ def test_smoke_two_stages_writes_a_loadable_checkpoint_and_logs(tmp_path):
     out = tmp_path / "run"
     result = train(tiny_config(out, val_size=5, optim={"lr": 0.02, "ref_batch": 8, "warmup_epochs": 0.5}))
     assert not result.interrupted and (result.epochs, result.step) == (2, 4)
-    for name in ("config.json", "model.safetensors", "trainer_state.pt", "train_config.json", "metrics.jsonl",
+    for name in ("config.json", "model.safetensors", "checkpoints/step-000000004/trainer_state.pt",
+                 "train_config.json", "metrics.jsonl",
                  "steps.csv", "epochs.csv", "best/model.safetensors"):
         assert (out / name).is_file(), name
     # The folder loads like a zoo model and holds the trained weights.
     loaded = s2d.load(str(out))
     assert loaded.config == tiny_model().config
     assert all(torch.equal(v, weights(out)[k]) for k, v in loaded.state_dict().items())
-    state = load_state(out / STATE_NAME)  # weights_only=True
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-000000004"]  # older steps removed
+    state = load_state(latest_checkpoint(out) / STATE_NAME)  # weights_only=True
     assert (state["epoch"], state["epoch_step"], state["step"]) == (2, 0, 4)
     assert set(state["rng"][0]) >= {"torch", "numpy_keys", "python_state"}
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -266,14 +268,14 @@ def _wait_for_step(out: Path, step: int, proc: subprocess.Popen, timeout: float 
 
 def test_resume_after_sigterm_gives_the_losses_of_an_uninterrupted_run(tmp_path):
     """SIGTERM in epoch 2 (stage 2): the run finishes its step, saves a mid-epoch checkpoint and
-    exits 0; `--resume` continues from that batch. Dropout, the per-sample random roll, one
+    exits 143; `--resume` continues from that batch. Dropout, the per-sample random roll, one
     DataLoader worker process and the optimizer state are all in play, so equal losses and
     weights mean the restored state is complete."""
     cfg = tiny_config(tmp_path / "unused", train_size=12, stage1=1, stage2=1,
                       data={"kind": "test_train:RandomClips", "train": {"size": 12}, "val": None, "workers": 1})
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps(cfg))
-    base = [sys.executable, "-m", "s2d", "train", str(path)]
+    base = [sys.executable, "-m", "s2d", "train", str(path), "--allow-code"]
     clean, cut = tmp_path / "clean", tmp_path / "cut"
     env = subprocess_env()
     proc = subprocess.Popen(base + ["--out-dir", str(cut)], env=env, stderr=subprocess.PIPE, text=True)
@@ -282,9 +284,9 @@ def test_resume_after_sigterm_gives_the_losses_of_an_uninterrupted_run(tmp_path)
         _wait_for_step(cut, 4, proc)  # the first step of epoch 2 (3 steps per epoch)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
+        assert proc.returncode == 143, err  # not 0: a scheduler must not read it as finished
         assert "stopped by SIGTERM" in err
-        state = load_state(cut / STATE_NAME)
+        state = load_state(latest_checkpoint(cut) / STATE_NAME)
         assert state["epoch"] == 1 and 0 < state["epoch_step"] < 3, "the checkpoint is not mid-epoch"
         interrupted_at = state["step"]
         _, ref_err = reference.communicate(timeout=300)
@@ -302,6 +304,107 @@ def test_resume_after_sigterm_gives_the_losses_of_an_uninterrupted_run(tmp_path)
     assert [loss for _, loss in got] == pytest.approx([loss for _, loss in expected], abs=1e-6, rel=0)
     a, b = weights(clean), weights(cut)
     assert all(torch.allclose(a[k].double(), b[k].double(), atol=1e-6, rtol=0) for k in a)
+
+
+# A training process that SIGKILLs itself at a named point of `save_checkpoint` (the fault-injection
+# hook), as a crash or an OOM killer would: nothing after that point runs, no cleanup either.
+KILLER = """
+import os, signal, sys
+import s2d.train.checkpoint as checkpoint
+point, step = sys.argv[1], int(sys.argv[2])
+
+def die(at, at_step):
+    if (at, at_step) == (point, step):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+checkpoint.FAULT_HOOK = die
+from s2d.cli import main
+raise SystemExit(main(sys.argv[3:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_run(tmp_path_factory):
+    """A clean run of the kill tests' config: 2 epochs × 3 steps, checkpoints at steps 3 and 6."""
+    root = tmp_path_factory.mktemp("kill")
+    cfg = tiny_config(root / "unused", train_size=12,
+                      data={"kind": "test_train:RandomClips", "train": {"size": 12}, "val": None, "workers": 0})
+    path = root / "cfg.json"
+    path.write_text(json.dumps(cfg))
+    (root / "killer.py").write_text(KILLER)
+    clean = root / "clean"
+    done = subprocess.run([sys.executable, "-m", "s2d", "train", str(path), "--allow-code", "--out-dir", str(clean)],
+                          env=subprocess_env(), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    return root, clean
+
+
+@pytest.mark.parametrize("point, step, survivor", [
+    ("written", 6, 3),  # step 6 fully written beside step 3, not yet committed: the worst moment
+    ("committed", 6, 6),  # step 6 committed, the top-level model still that of step 3
+    pytest.param("written", 3, None, marks=pytest.mark.slow),  # the first checkpoint: nothing to keep
+    pytest.param("exported", 6, 6, marks=pytest.mark.slow),  # step 3 not yet removed
+])
+def test_kill_during_a_checkpoint_keeps_the_last_one_and_resumes_to_identical_losses(
+        uninterrupted_run, tmp_path, point, step, survivor):
+    """SIGKILL inside `save_checkpoint` (the old layout lost the previous weights and could not
+    resume after a kill between its two writes): the last complete step stays loadable and
+    `--resume` continues to the losses and weights of the uninterrupted run, bit for bit."""
+    root, clean = uninterrupted_run
+    cut = tmp_path / "cut"
+    args = ["train", str(root / "cfg.json"), "--allow-code", "--out-dir", str(cut)]
+    killed = subprocess.run([sys.executable, str(root / "killer.py"), point, str(step), *args],
+                            env=subprocess_env(), capture_output=True, text=True, timeout=900)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    found = latest_checkpoint(cut)
+    if survivor is None:
+        assert found is None
+    else:
+        assert found is not None and load_state(found / STATE_NAME)["step"] == survivor
+        assert s2d.load(str(cut)).config == s2d.load(str(clean)).config  # the folder still loads as a model
+    resumed = subprocess.run([sys.executable, "-m", "s2d", *args, "--resume"], env=subprocess_env(),
+                             capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr
+    assert step_losses(cut) == step_losses(clean)  # exactly equal floats
+    a, b = weights(clean), weights(cut)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [p.name for p in (cut / "checkpoints").iterdir()] == ["step-000000006"]
+
+
+def test_checkpoint_files_get_the_mode_the_umask_gives(tmp_path):
+    from s2d.train.checkpoint import save_checkpoint
+
+    old = os.umask(0o022)
+    try:
+        folder = save_checkpoint(tmp_path, tiny_model(), {"format": 1, "step": 1})
+    finally:
+        os.umask(old)
+    for path in (folder / "model.safetensors", folder / STATE_NAME, tmp_path / "model.safetensors"):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_out_dir_holding_a_model_or_a_file_is_refused_not_overwritten(tmp_path):
+    model_dir = tmp_path / "zoo_copy"
+    model_dir.mkdir()
+    (model_dir / "model.safetensors").write_bytes(b"precious")
+    with pytest.raises(TrainConfigError, match=r"zoo_copy already holds model.safetensors but no training checkpoint"):
+        train(tiny_config(model_dir))
+    assert (model_dir / "model.safetensors").read_bytes() == b"precious"
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep")
+    with pytest.raises(TrainConfigError, match=r"notes.txt is a file, not a folder"):
+        train(tiny_config(a_file))
+    assert a_file.read_text() == "keep"
+
+
+def test_corrupt_trainer_state_is_a_clear_error(tmp_path):
+    out = tmp_path / "run"
+    train(tiny_config(out, stage1=1, stage2=0))
+    (latest_checkpoint(out) / STATE_NAME).write_bytes(b"not a torch file")
+    from s2d.train.checkpoint import CheckpointMismatchError
+
+    with pytest.raises(CheckpointMismatchError, match=r"trainer_state.pt: cannot be read as an s2d trainer state"):
+        train(tiny_config(out, stage1=1, stage2=0, resume=True))
 
 
 @pytest.mark.timeout(300)
@@ -326,10 +429,10 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     path.write_text(json.dumps(cfg))
     two, one = tmp_path / "two", tmp_path / "one"
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-              "-m", "s2d", "train", str(path), "--out-dir", str(two)]
+              "-m", "s2d", "train", str(path), "--allow-code", "--out-dir", str(two)]
     ddp = subprocess.Popen(launch, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        train(str(path), [f"out_dir={json.dumps(str(one))}"])
+        train(str(path), [f"out_dir={json.dumps(str(one))}"], allow_code=True)
         output, _ = ddp.communicate(timeout=280)
     finally:
         if ddp.poll() is None:

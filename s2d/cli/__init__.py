@@ -41,6 +41,7 @@ def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, d
     """The parser, with full arguments for `command` only (the others get their one-line help)."""
     parser = argparse.ArgumentParser(prog="python -m s2d", description="S2DNet video recognition.", epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
     for name, (module_name, help_text) in COMMANDS.items():
@@ -76,7 +77,27 @@ def _run(argv: Sequence[str]) -> int:
     if args.command not in modules:
         print(f"s2d {args.command}: unavailable in this installation", file=sys.stderr)
         return 2
-    return int(modules[args.command].run(args) or 0)
+    try:
+        return int(modules[args.command].run(args) or 0)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"s2d {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # one line instead of a traceback; --debug shows it
+        if args.debug:
+            raise
+        return report_error(args.command, err)
+
+
+def report_error(command: str, err: Exception) -> int:
+    """Print `err` as one clear line; exit status 2 for bad input (a ValueError: a config, an
+    argument, a file's content), 1 for anything else."""
+    text = str(err).strip() or type(err).__name__
+    if not type(err).__module__.startswith("s2d"):  # s2d's own errors say what they are
+        text = f"{type(err).__name__}: {text}"
+    print(f"s2d {command}: {text}\n(run `python -m s2d --debug {command} ...` for the traceback)", file=sys.stderr)
+    return 2 if isinstance(err, ValueError) else 1
 
 
 class _Tail(io.TextIOBase):

@@ -95,12 +95,17 @@ def run(args) -> int:
         print("usage: python -m s2d convert {" + ",".join(SOURCES) + "} CHECKPOINT --model NAME --out DIR",
               file=sys.stderr)
         return 2
+    out = Path(args.out)
+    taken = [name for name in ("config.json", WEIGHTS_NAME) if (out / name).exists()]
+    if out.exists() and not out.is_dir() or taken:
+        what = "is a file" if not taken else f"already holds {', '.join(taken)}"
+        print(f"s2d convert {args.source}: --out {out} {what}; choose a new or empty folder", file=sys.stderr)
+        return 2
     try:
         model, report = convert(args)
     except (CheckpointError, ZooError, KeyError, ValueError) as err:
         print(f"s2d convert {args.source}: {err}", file=sys.stderr)
         return 1
-    out = Path(args.out)
     model.save_pretrained(out, card=args.card)
     weights = out / WEIGHTS_NAME
     for line in report:

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = prepare_list(args.root, args.out, check=args.check, workers=max(1, args.workers),
                               timeout_s=args.timeout, progress=sys.stderr.isatty())
-    except OSError as err:  # ROOT missing, or the list cannot be written
+    except (OSError, ValueError) as err:  # ROOT missing, an --out that would replace a video, bad class names
         print(f"s2d data prepare: {err}", file=sys.stderr)
         return 2
     print(report.summary())

@@ -30,6 +30,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="autocast on CUDA")
     parser.add_argument("--untrained", action="store_true", help="random weights (to check the pipeline)")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    parser.add_argument("--allow-code", action="store_true",
+                        help="allow a module:attribute data kind to import Python code")
     parser.add_argument("--predictions", metavar="FILE",
                         help="write one JSON line per sample: index, label, top-5 classes and probabilities")
 
@@ -65,18 +67,22 @@ def run(args: argparse.Namespace) -> int:
     import s2d
     from s2d.train import build_dataset, evaluate
     from s2d.train.datasets import supports_views
-    from s2d.train.distributed import setup, teardown
+    from s2d.train.distributed import DeviceError, setup, teardown
 
-    env = setup(args.device)
+    try:
+        env = setup(args.device)
+    except DeviceError as err:
+        print(f"s2d eval: --device {args.device}: {err}", file=sys.stderr)
+        return 2
     try:
         try:
             kind, dataset_args, clips = _dataset_spec(args)
             model = s2d.create(args.model) if args.untrained else s2d.load(args.model)
             model.to(env.device)
-            dataset = build_dataset(kind, args.split, dataset_args, model.config)
+            dataset = build_dataset(kind, args.split, dataset_args, model.config, allow_code=args.allow_code)
             if clips > 1 and not supports_views(dataset):
-                raise ValueError(f"--clips {clips}: data kind {kind!r} offers no temporal views (its clips "
-                                 "already cover each video; use --clips 1, or clip.sampling=stride for videos)")
+                raise ValueError(f"--clips {clips}: this dataset offers no temporal views (uniformly sampled "
+                                 "clips already span the whole video); use --clips 1 or clip.sampling=stride")
         except Exception as err:  # unknown model, missing weights or files, bad dataset arguments
             print(f"s2d eval: {err}", file=sys.stderr)
             return 2

@@ -7,23 +7,51 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse turns the ValueError into a usage error, exit 2)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
     return value
+
+
+def picture_stems(videos: list[str]) -> list[str]:
+    """One picture name per video: its file stem, numbered (`clip`, `clip-2`) where stems repeat,
+    so two inputs with the same file name do not overwrite each other's pictures."""
+    seen: dict[str, int] = {}
+    stems = []
+    for video in videos:
+        stem = Path(video).stem or "clip"
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return stems
+
+
+def check_vis(folder: str, stems: list[str]) -> str | None:
+    """Why `--vis folder` cannot take the pictures (None when it can): a file in the way, or
+    pictures of the same names already there (never overwritten)."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        return f"--vis {folder}: exists and is not a folder"
+    taken = [f"{stem}{ext}" for stem in stems for ext in (".png", ".gif") if (path / f"{stem}{ext}").exists()]
+    if taken:
+        shown = ", ".join(taken[:4]) + (f" and {len(taken) - 4} more" if len(taken) > 4 else "")
+        return f"--vis {folder} already holds {shown}; choose another folder or remove them"
+    return None
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("videos", nargs="+", help="video files")
     parser.add_argument("--model", required=True, help="zoo name, hf-hub:org/repo, or a local model folder")
-    parser.add_argument("--topk", type=_positive_int, default=5, metavar="K",
+    parser.add_argument("--topk", type=positive_int, default=5, metavar="K",
                         help="how many labels to print per video, most probable first (default: 5)")
     parser.add_argument("--json", action="store_true", help="one JSON object per video on stdout")
     parser.add_argument("--vis", metavar="DIR", help="write <video>.png and <video>.gif showing the sampled regions")
@@ -60,12 +88,23 @@ def run(args: argparse.Namespace) -> int:
     except Exception as err:  # unknown name, no weights, offline: the error says what to do
         print(f"error: {err}", file=sys.stderr)
         return 2
+    stems = picture_stems(args.videos)
+    if args.vis:
+        if model.config.kind != "s2dnet":
+            print(f"error: --vis draws where an S2DNet looked; {args.model} is a {model.config.kind} model "
+                  "that samples no detail", file=sys.stderr)
+            return 2
+        problem = check_vis(args.vis, stems)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     if not getattr(model, "pretrained", False):
         why = "--untrained" if args.untrained else f"{args.model!r} has no published weights"
         print(f"warning: untrained weights ({why}) - the labels below are meaningless", file=sys.stderr)
     keep_detail = bool(args.vis) and model.config.kind == "s2dnet"
     failures: list[tuple[str, str]] = []
-    for path in tqdm(args.videos, desc="predict", unit="video", disable=len(args.videos) < 2, file=sys.stderr):
+    for path, stem in tqdm(list(zip(args.videos, stems)), desc="predict", unit="video",
+                           disable=len(args.videos) < 2, file=sys.stderr):
         try:
             pred = _predict(model, path, args.topk, args.device, keep_detail)
         except VideoError as err:
@@ -76,9 +115,9 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(pred.to_dict()))
         else:
             _print(pred)
-        if args.vis and keep_detail:
+        if keep_detail:
             from s2d.viz import save_visualisation
-            for p in save_visualisation(pred, model.config, args.vis):
+            for p in save_visualisation(pred, model.config, args.vis, stem=stem):
                 print(f"  wrote {p}", file=sys.stderr if args.json else sys.stdout)
     if failures:
         print(f"{len(failures)} of {len(args.videos)} videos failed:", file=sys.stderr)

@@ -5,13 +5,15 @@ CONFIG is a JSON training config (see `s2d.train.config`) or the name of a recip
 change single values: `optim.lr=0.01 data.root=/videos model.overrides.sampler.size=48`.
 `--list` shows the recipes, the data kinds and their keys; `--print-config` shows the resolved
 config (a JSON file to edit) without training.
-Exit status: 0 when training finished or stopped cleanly on SIGTERM (resume with --resume),
-2 for a configuration error.
+Exit status: 0 when training finished, 143 (128 + SIGTERM) when SIGTERM stopped it after saving a
+checkpoint (continue with --resume), 2 for a configuration error, 1 for other failures.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+
+EXIT_INTERRUPTED = 128 + 15  # what a shell reports for a process ended by SIGTERM: not "finished"
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +22,8 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", metavar="DIR", help="where checkpoints and logs go (overrides out_dir)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--list", action="store_true", help="list the recipes and the data kinds with their keys")
+    parser.add_argument("--allow-code", action="store_true",
+                        help="allow data.kind=module:attribute to import Python code (never implied by a config)")
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -39,12 +43,13 @@ def _split_options(args: argparse.Namespace) -> list[str]:
     found, rest = late.parse_known_args(args.overrides)
     unknown = [item for item in rest if item.startswith("-")]
     if unknown:
-        raise ValueError(f"unknown option(s) {' '.join(unknown)} "
-                         "(options: --resume, --out-dir DIR, --print-config, --list)")
+        raise ValueError(f"unknown option(s) {' '.join(unknown)} (options: --resume, --out-dir DIR, --print-config, "
+                         "--list, --allow-code)")
     args.resume = args.resume or found.resume
     args.out_dir = found.out_dir or args.out_dir
     args.print_config = args.print_config or found.print_config
     args.list = args.list or found.list
+    args.allow_code = args.allow_code or found.allow_code
     return rest
 
 
@@ -69,6 +74,8 @@ def print_catalogue() -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the config, train, and report how the run ended."""
     from s2d.train import TrainConfigError, load_config, train
+    from s2d.train.checkpoint import CheckpointMismatchError
+    from s2d.train.distributed import DeviceError
 
     try:
         overrides = _split_options(args)
@@ -90,12 +97,15 @@ def run(args: argparse.Namespace) -> int:
         print(config.to_json(), end="")
         return 0
     try:
-        result = train(config)
-    except TrainConfigError as err:
+        result = train(config, allow_code=args.allow_code)
+    except (TrainConfigError, DeviceError) as err:
         print(f"s2d train: {err}", file=sys.stderr)
         return 2
+    except CheckpointMismatchError as err:
+        print(f"s2d train: cannot resume: {err}", file=sys.stderr)
+        return 1
     if result.interrupted:
-        return 0
+        return EXIT_INTERRUPTED
     best = "-" if result.best_val_dnet_top1 is None else f"{result.best_val_dnet_top1:.2f}%"
     print(f"done: {result.epochs} epochs, {result.step} steps; best val top-1 {best}; model in {result.out_dir}",
           file=sys.stderr)

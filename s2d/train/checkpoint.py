@@ -1,23 +1,28 @@
-"""Training checkpoints: a loadable model folder plus the trainer's state, written atomically.
+"""Training checkpoints: complete step folders committed by one rename, and a loadable model folder.
 
 `out_dir` holds
 
-- `config.json` + `model.safetensors`: the model, so the folder loads like a zoo model
-  (`s2d.load(out_dir)`, `python -m s2d eval --model out_dir`);
-- `trainer_state.pt`: optimizer, scheduler and GradScaler states, the RNG states of every rank
+- `checkpoints/step-NNNNNNNNN/`: the last complete checkpoint, `config.json` + `model.safetensors`
+  + `trainer_state.pt` (optimizer, scheduler and GradScaler states, the RNG states of every rank
   (torch, CUDA, numpy, Python), epoch, position inside the epoch, global step, metric
-  accumulators and the best validation metric. It holds only tensors and plain containers of
-  numbers and strings, so it is read with `torch.load(weights_only=True)`.
+  accumulators and the best validation metric; only tensors and plain containers, so it is read
+  with `torch.load(weights_only=True)`);
+- `config.json` + `model.safetensors`: the model of that checkpoint, so the folder loads like a zoo
+  model (`s2d.load(out_dir)`, `python -m s2d eval --model out_dir`).
 
-Every file is written to a temporary name and moved into place with `os.replace`, so a crash
-leaves either the old or the new file. The weights carry the global step in their safetensors
-metadata and the state names it too: a pair from different steps is refused on resume.
+A new step is written into a hidden folder beside the old one; its files reach the disk (fsync)
+before a single `os.rename` makes it `step-N`. Only then is the model exported to the top level
+(each file replaced atomically) and the older step removed. A process killed at any instant
+therefore leaves the last complete step loadable and resumable. Files are created with the
+permissions the umask gives, like any other file the user writes.
 """
 from __future__ import annotations
 
 import os
 import random
-import tempfile
+import re
+import secrets
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,30 +30,64 @@ import numpy as np
 import torch
 from torch import nn
 
+from s2d.train.config import TrainConfigError
+
 STATE_NAME = "trainer_state.pt"
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 TRAIN_CONFIG_NAME = "train_config.json"
+CHECKPOINTS_DIR = "checkpoints"
 FORMAT_VERSION = 1
+_STEP_DIR = re.compile(r"step-(\d+)")
+
+# Fault injection for tests: called with the name of each point of `save_checkpoint` and the step
+# ("written": the new step's files are on disk, not yet committed; "committed": renamed into
+# place; "exported": the top-level model replaced; "pruned": older steps removed).
+FAULT_HOOK: Callable[[str, int], None] | None = None
 
 
 class CheckpointMismatchError(RuntimeError):
-    """The files of a checkpoint do not belong together, or do not fit this run."""
+    """The files of a checkpoint do not belong together, are unreadable, or do not fit this run."""
+
+
+def _fault(point: str, step: int) -> None:
+    if FAULT_HOOK is not None:
+        FAULT_HOOK(point, step)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _temp_name(path: Path) -> Path:
+    return path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call `write(tmp_path)` for a temporary file beside `path`, then move it onto `path`."""
+    """Call `write(tmp_path)` for a temporary file beside `path`, then move it onto `path`.
+
+    The temporary file is created with mode 0o666 minus the umask, as `open()` would."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _temp_name(path)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        write(tmp)
+        write(str(tmp))
         with open(tmp, "rb") as handle:  # the data reaches the disk before the rename makes it visible
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -77,9 +116,12 @@ def weights_step(path: str | os.PathLike) -> int | None:
     """The training step recorded in a safetensors file's metadata (None when absent)."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
-    return int(meta["step"]) if "step" in meta else None
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+    except Exception as err:  # safetensors raises its own error type for a damaged header
+        raise CheckpointMismatchError(f"{path}: not a readable safetensors file ({err})") from None
+    return int(meta["step"]) if str(meta.get("step", "")).isdigit() else None
 
 
 def save_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
@@ -89,10 +131,135 @@ def save_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
 def load_state(path: str | os.PathLike) -> dict[str, Any]:
     """The trainer state, read with `weights_only=True` (nothing but tensors and plain values)."""
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file: torch raises several error types
+        raise CheckpointMismatchError(f"{path}: cannot be read as an s2d trainer state ({type(err).__name__}: "
+                                      f"{str(err).splitlines()[0] if str(err) else ''})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise CheckpointMismatchError(f"{path}: not an s2d trainer state of format {FORMAT_VERSION}")
     return state
+
+
+# -- step folders ------------------------------------------------------------------------------------
+
+def _step_dirs(out_dir: Path) -> list[tuple[int, Path]]:
+    root = out_dir / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return []
+    found = []
+    for entry in root.iterdir():
+        match = _STEP_DIR.fullmatch(entry.name)
+        if match and entry.is_dir():
+            found.append((int(match.group(1)), entry))
+    return sorted(found)
+
+
+def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
+    """The folder of the newest committed checkpoint in `out_dir` (None when there is none)."""
+    dirs = _step_dirs(Path(out_dir))
+    return dirs[-1][1] if dirs else None
+
+
+def _export(src: Path, dst: Path) -> None:
+    """Replace `dst` by `src`'s content atomically: a hard link where the file system allows, a copy otherwise."""
+    tmp = _temp_name(dst)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        atomic_write(dst, lambda t: shutil.copyfile(src, t))
+        return
+    try:
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def settle(step_dir: str | os.PathLike, out_dir: str | os.PathLike) -> None:
+    """After `step_dir` is committed: make `out_dir`'s top-level `config.json` + `model.safetensors`
+    its model, then remove the other steps and temporaries a killed process left behind."""
+    step_dir, out_dir = Path(step_dir), Path(out_dir)
+    step = int(step_dir.name.split("-")[1])
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        _export(step_dir / name, out_dir / name)
+    _fsync_dir(out_dir)
+    _fault("exported", step)
+    for other, path in _step_dirs(out_dir):
+        if other != step:
+            shutil.rmtree(path, ignore_errors=True)
+    for stale in step_dir.parent.glob(".step-*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    _fault("pruned", step)
+
+
+def save_checkpoint(out_dir: str | os.PathLike, model: nn.Module, state: dict[str, Any]) -> Path:
+    """Write step `state["step"]` beside the previous checkpoint, commit it with one rename, export
+    its model to `out_dir`'s top level and remove older steps. Returns the step folder."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    step = int(state["step"])
+    root = out_dir / CHECKPOINTS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:09d}"
+    tmp = _temp_name(final)
+    tmp.mkdir()
+    try:
+        weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+        (tmp / CONFIG_NAME).write_text(model.config.to_json() + "\n", encoding="utf-8")
+        save_file(weights, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "step": str(step)})
+        torch.save(state, str(tmp / STATE_NAME))
+        for name in (CONFIG_NAME, WEIGHTS_NAME, STATE_NAME):
+            with open(tmp / name, "rb") as handle:
+                os.fsync(handle.fileno())
+        _fsync_dir(tmp)
+        _fault("written", step)
+        aside = None
+        if final.exists():  # the same step written again (a resumed run that stopped at once)
+            aside = _temp_name(final)
+            os.rename(final, aside)
+        os.rename(tmp, final)  # the commit
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    _fault("committed", step)
+    settle(final, out_dir)
+    return final
+
+
+def check_out_dir(out_dir: str | os.PathLike) -> None:
+    """Refuse to start a run in `out_dir` when it is not a folder, or when it holds a model that no
+    checkpoint of a run accounts for (a zoo folder, another run's export): training would replace it."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise TrainConfigError(f"out_dir {out} is a file, not a folder; choose a new or empty folder")
+    if not out.is_dir():
+        return
+    found = [name for name in (WEIGHTS_NAME, CONFIG_NAME, "best") if (out / name).exists()]
+    if found:
+        raise TrainConfigError(f"out_dir {out} already holds {', '.join(found)} but no training checkpoint; "
+                               "training would overwrite them: choose a new or empty folder")
+
+
+def load_checkpoint(folder: str | os.PathLike) -> tuple[dict[str, Any], Path, dict[str, Any]]:
+    """The trainer state, weights file and model config dict of a step folder, checked to belong together."""
+    import json
+
+    folder = Path(folder)
+    state = load_state(folder / STATE_NAME)
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file() or weights_step(weights) != state.get("step"):
+        raise CheckpointMismatchError(f"{weights} is missing or from another step than {folder / STATE_NAME} "
+                                      f"(step {state.get('step')})")
+    try:
+        config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise CheckpointMismatchError(f"{folder / CONFIG_NAME}: cannot be read as a model config ({err})") from None
+    return state, weights, config
 
 
 # -- RNG states as tensors ---------------------------------------------------------------------------

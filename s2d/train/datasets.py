@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import re
 from typing import TYPE_CHECKING, Any, Callable
 
 from torch.utils.data import Dataset
@@ -84,26 +85,57 @@ def dataset_keys(kind: str) -> list[str]:
     return keys
 
 
-def build_dataset(kind: str, split: str, args: dict[str, Any], model_config: Any = None) -> Dataset:
+def build_dataset(kind: str, split: str, args: dict[str, Any], model_config: Any = None, *,
+                  allow_code: bool = False) -> Dataset:
     """The `split` ("train", "val", ...) dataset of a kind, built from its arguments (a `split`
-    among them takes precedence)."""
+    among them takes precedence).
+
+    A `module:attribute` kind imports and runs Python code, so it needs `allow_code=True` (the
+    command line's `--allow-code`): a config file alone never makes s2d import code."""
     args = dict(args)
     split = str(args.pop("split", split))
     if ":" in kind:
+        if not allow_code:
+            raise TrainConfigError(f"data.kind {kind!r} names Python code to import (module:attribute); it is "
+                                   "imported only when asked on the command line with --allow-code "
+                                   f"(known kinds that need no code: {', '.join(available_datasets())})")
         module_name, _, attr = kind.partition(":")
         try:
             factory = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as err:
             raise TrainConfigError(f"data.kind {kind!r}: cannot import it ({err})") from None
-        return factory(split=split, **args)
-    if kind not in _REGISTRY:
+        call = lambda: factory(split=split, **args)  # noqa: E731
+    elif kind not in _REGISTRY:
         raise TrainConfigError(f"unknown data kind {kind!r} (known: {', '.join(available_datasets())})")
+    else:
+        factory = _REGISTRY[kind]
+        call = lambda: factory(split, model_config, **args)  # noqa: E731
     try:
-        return _REGISTRY[kind](split, model_config, **args)
-    except TypeError as err:  # an argument the factory does not take
-        if "argument" not in str(err):
+        return call()
+    except TypeError as err:
+        if "unexpected keyword argument" not in str(err):
             raise
-        raise TrainConfigError(f"data kind {kind!r}: {err} (its keys: {', '.join(dataset_keys(kind))})") from None
+        raise TrainConfigError(f"data kind {kind!r} ({split} split): {_unknown_argument(err)}; it takes "
+                               f"{_arguments(factory)}") from None
+    except (OSError, ValueError) as err:  # a missing list file, an unreadable annotation file
+        if isinstance(err, TrainConfigError):
+            raise
+        raise TrainConfigError(f"data kind {kind!r} ({split} split): {err}") from None
+
+
+def _unknown_argument(err: TypeError) -> str:
+    match = re.search(r"unexpected keyword argument '([^']+)'", str(err))
+    return f"unknown argument {match.group(1)!r}" if match else str(err)
+
+
+def _arguments(factory: Callable[..., Any]) -> str:
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return "other arguments"
+    names = [p.name for p in params if p.kind == p.KEYWORD_ONLY or
+             (p.kind == p.POSITIONAL_OR_KEYWORD and p.name not in ("split", "model_config", "self"))]
+    return ", ".join(names) if names else "no arguments"
 
 
 # -- clip specs and the video datasets ---------------------------------------------------------------

@@ -37,6 +37,10 @@ class DistEnv:
         return self.rank == 0
 
 
+class DeviceError(ValueError):
+    """The requested device does not exist on this machine."""
+
+
 def choose_device(preference: str, local_rank: int) -> torch.device:
     """`auto`: CUDA (this rank's GPU) when available, else CPU; `cuda[:N]` requires CUDA."""
     if preference == "cpu":
@@ -44,7 +48,8 @@ def choose_device(preference: str, local_rank: int) -> torch.device:
     if preference == "auto" and not torch.cuda.is_available():
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise RuntimeError(f"device {preference!r} requested but CUDA is not available")
+        raise DeviceError(f"device {preference!r} requested but CUDA is not available here "
+                          "(use device=cpu or device=auto)")
     if preference.startswith("cuda:"):
         return torch.device(preference)
     return torch.device("cuda", local_rank % torch.cuda.device_count())

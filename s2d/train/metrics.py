@@ -118,7 +118,13 @@ class MetricsLog:
         """Every record logged so far, in order."""
         if not self.jsonl.exists():
             return []
-        return [json.loads(line) for line in self.jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+        records = []
+        for line in self.jsonl.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:  # a line cut short by a killed process: the resumed run logs it again
+                continue
+        return records
 
     def truncate(self, step: int) -> None:
         """Keep only records up to global step `step` (a resumed run rewrites what came after)."""

@@ -38,9 +38,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from s2d.train.checkpoint import (CONFIG_NAME, FORMAT_VERSION, STATE_NAME, TRAIN_CONFIG_NAME, WEIGHTS_NAME,
-                                  CheckpointMismatchError, atomic_write_text, capture_rng, load_state,
-                                  restore_rng, save_model_folder, save_state, weights_step)
+from s2d.train.checkpoint import (FORMAT_VERSION, TRAIN_CONFIG_NAME, WEIGHTS_NAME, CheckpointMismatchError,
+                                  atomic_write_text, capture_rng, check_out_dir, latest_checkpoint,
+                                  load_checkpoint, restore_rng, save_checkpoint, save_model_folder,
+                                  settle)
 from s2d.train.config import TrainConfig, TrainConfigError, load_config
 from s2d.train.datasets import build_dataset, supports_views
 from s2d.train.distributed import (DistEnv, all_gather_objects, all_reduce_sum, any_rank, barrier, setup,
@@ -66,9 +67,11 @@ class TrainResult:
     last_val: dict[str, Any] | None
 
 
-def train(config: TrainConfig | dict[str, Any] | str, overrides: Iterable[str] = ()) -> TrainResult:
+def train(config: TrainConfig | dict[str, Any] | str, overrides: Iterable[str] = (), *,
+          allow_code: bool = False) -> TrainResult:
     """Run (or resume) a training run described by a `TrainConfig`, a config dict, a JSON file
-    or a recipe name, with dotted `key=value` overrides."""
+    or a recipe name, with dotted `key=value` overrides. `allow_code` lets a `module:attribute`
+    data kind be imported (never implied by the config itself)."""
     if not isinstance(config, TrainConfig):
         config = load_config(config, overrides)
     elif overrides:
@@ -77,7 +80,7 @@ def train(config: TrainConfig | dict[str, Any] | str, overrides: Iterable[str] =
         config.validate()
     env = setup(config.device)
     try:
-        return Trainer(config, env).run()
+        return Trainer(config, env, allow_code=allow_code).run()
     finally:
         teardown(env)
 
@@ -85,7 +88,7 @@ def train(config: TrainConfig | dict[str, Any] | str, overrides: Iterable[str] =
 class Trainer:
     """One rank's share of a training run; `run()` trains until done or interrupted."""
 
-    def __init__(self, cfg: TrainConfig, env: DistEnv):
+    def __init__(self, cfg: TrainConfig, env: DistEnv, *, allow_code: bool = False):
         from s2d.registry import create
 
         self.cfg, self.env = cfg, env
@@ -114,7 +117,8 @@ class Trainer:
 
         # Data.
         data = cfg.data
-        self.train_set = build_dataset(data.kind, "train", data.split_args("train"), self.model.config)
+        self.train_set = build_dataset(data.kind, "train", data.split_args("train"), self.model.config,
+                                       allow_code=allow_code)
         # Stage lengths given in clips become epochs of this training set.
         self.cfg = cfg = dataclasses.replace(cfg, stages=cfg.stages.in_epochs(len(self.train_set)))
         if not self.staged and cfg.stages.stage1_epochs:
@@ -123,7 +127,8 @@ class Trainer:
             raise TrainConfigError(f"phases.locator_warmup: {cfg.model.name} has no locator")
         self.val_set = None
         if data.val is not None:
-            self.val_set = build_dataset(data.kind, "val", data.split_args("val"), self.model.config)
+            self.val_set = build_dataset(data.kind, "val", data.split_args("val"), self.model.config,
+                                         allow_code=allow_code)
             if data.val_clips > 1 and not supports_views(self.val_set):
                 raise TrainConfigError(f"data.val_clips={data.val_clips}, but the validation dataset offers no "
                                        "temporal views (use 1)")
@@ -175,18 +180,21 @@ class Trainer:
     # -- the run ----------------------------------------------------------------------------------
     def run(self) -> TrainResult:
         """Start or resume, train the remaining epochs (or until SIGTERM), and report."""
-        state_path = self.out / STATE_NAME
-        fresh = not state_path.is_file()
-        if not fresh:
+        checkpoint = latest_checkpoint(self.out)
+        fresh = checkpoint is None
+        if checkpoint is not None:
             if not self.cfg.resume:
-                raise TrainConfigError(f"{self.out} already holds a checkpoint ({STATE_NAME}); resume it with "
+                raise TrainConfigError(f"{self.out} already holds a checkpoint ({checkpoint.name}); resume it with "
                                        "--resume (resume=true) or choose another out_dir")
-            self._load()
+            self._load(checkpoint)
+            if self.env.is_main:  # a run killed between commit and export left an older model on top
+                settle(checkpoint, self.out)
             if self.log is not None:
                 self.log.truncate(self.step)
             self.say(f"resumed {self.out} at epoch {self.epoch + 1}, batch {self.epoch_step} "
                      f"of {self.steps_per_epoch} (step {self.step})")
         else:
+            check_out_dir(self.out)
             if self.cfg.resume:
                 self.say(f"no checkpoint in {self.out}: starting from scratch")
             if self.env.is_main:
@@ -422,7 +430,6 @@ class Trainer:
     def _save(self) -> None:
         rng = all_gather_objects(self.env, capture_rng(self.device))
         if self.env.is_main:
-            save_model_folder(self.model, self.out, self.step)
             state = {
                 "format": FORMAT_VERSION, "epoch": self.epoch, "epoch_step": self.epoch_step, "step": self.step,
                 "steps_per_epoch": self.steps_per_epoch, "global_batch": self.cfg.batch_size,
@@ -432,18 +439,13 @@ class Trainer:
                 "scaler": self.scaler.state_dict(), "interval": self.interval.state_dict(),
                 "epoch_meter": self.epoch_meter.state_dict(), "rng": rng,
             }
-            save_state(self.out / STATE_NAME, state)
+            save_checkpoint(self.out, self.model, state)
         barrier(self.env)
 
-    def _load(self) -> None:
+    def _load(self, checkpoint: Path) -> None:
         from s2d.hub import read_weights
 
-        state = load_state(self.out / STATE_NAME)
-        weights = self.out / WEIGHTS_NAME
-        if not weights.is_file() or weights_step(weights) != state["step"]:
-            raise CheckpointMismatchError(f"{weights} is missing or from another step than {STATE_NAME} "
-                                          f"(step {state['step']}): the checkpoint was not written completely")
-        saved = json.loads((self.out / CONFIG_NAME).read_text(encoding="utf-8"))
+        state, weights, saved = load_checkpoint(checkpoint)
         if saved != self.model.config.to_dict():
             changed = sorted(k for k in set(saved) | set(self.model.config.to_dict())
                              if saved.get(k) != self.model.config.to_dict().get(k))
