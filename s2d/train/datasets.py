@@ -240,7 +240,7 @@ class ProceduralClips(Dataset):
 
 def _synth_dataset(split: str, model_config: Any, *, size: int = 1024, seed: int = 0, frames: int | None = None,
                    resolution: int | None = None, noise_std: float = 6.0, num_distractors: int = 3,
-                   spread: int = 12, start: int = 0) -> Dataset:
+                   spread: int = 24, start: int = 0) -> Dataset:
     """`s2d.synth` clips `start .. start+size-1` of `split`; `frames` and `resolution` default to
     the model's dense input."""
     from s2d.synth import SyntheticDetailDataset
