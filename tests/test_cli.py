@@ -38,7 +38,7 @@ def test_bad_usage_exits_2(capsys):
     assert exit_.value.code == 2 and "invalid choice" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         main(["predict", "x.mp4", "--model", "x3d-m", "--topk", "0"])
-    assert exit_.value.code == 2 and "--topk: must be 1 or more" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "--topk: expected an integer >= 1, got 0" in capsys.readouterr().err
     assert main([]) == 2
 
 

@@ -167,8 +167,16 @@ def table(results: dict[str, Any]) -> str:
     s = m.get("s2dnet")
     if s:
         row("(a) SNet only (4×32²)", {"top1": s["snet_top1"], "top5": s["snet_top5"]}, s["gmacs_by_part"].get("synopsis"))
+    notes = []
+
+    def name_of(label, r):
+        if r.get("note"):
+            notes.append(r["note"])
+            return f"{label} †"
+        return label
+
     if "uniform" in m:
-        row("(b) uniform DNet (8×32²)", m["uniform"], m["uniform"].get("gmacs"))
+        row(name_of("(b) uniform DNet (8×32²)", m["uniform"]), m["uniform"], m["uniform"].get("gmacs"))
     if s:
         row("**(c) S2DNet** (locator's windows)", s, s["gmacs_banded"], f"{s['glyph_in_view']:.1f}%",
             f"{s['window_to_glyph_px']:.1f} px")
@@ -179,14 +187,15 @@ def table(results: dict[str, Any]) -> str:
             row(f"(c) same weights, centred window, {stride} px", r, s["gmacs_banded"], f"{r['glyph_in_view']:.1f}%",
                 f"{r['window_to_glyph_px']:.1f} px")
     if "full" in m:
-        row("(d) full-res DNet (8×128²)", m["full"], m["full"].get("gmacs"))
+        row(name_of("(d) full-res DNet (8×128²)", m["full"]), m["full"], m["full"].get("gmacs"))
     st = results["settings"]
     head = (f"`python bench/synthetic/run.py` ({results['machine']}, torch {results['torch']}): test split, data seed "
             f"{st['data_seed']}, first {st['eval_clips']} clips. GMACs per clip counted on the path that runs on CPU "
             "(banded sampler); glyph in view: detail frames that show the glyph with the whole glyph area inside "
             "the sampled region at a stride ≤ 2 px; window to glyph: mean distance of the window centre from the "
             "glyph centre.")
-    return "\n".join([head, "", *rows])
+    foot = [f"† {notes[0]}."] if notes else []
+    return "\n".join([head, "", *rows, "", *foot])
 
 
 def write_reports(results: dict[str, Any]) -> None:
@@ -218,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--models: unknown {unknown}; choose from s2dnet, uniform, full")
     previous = json.loads((HERE / "results.json").read_text(encoding="utf-8")) if (HERE / "results.json").is_file() else {}
     results: dict[str, Any] = {"machine": f"{platform.machine()} CPU, {os.cpu_count()} cores visible",
+                               "threads": args.threads,
                                "torch": torch.__version__,
                                "settings": {"data_seed": args.data_seed, "eval_clips": args.eval_clips},
                                "models": {k: v for k, v in previous.get("models", {}).items() if k not in models}}
