@@ -42,7 +42,7 @@ def test_predict_a_clip_equals_the_forward():
     with torch.no_grad():
         logits = model(clip.permute(0, 3, 1, 2)[None]).logits[0]
     assert pred.labels[0][0] == model.labels[int(logits.argmax())]
-    with pytest.raises(ValueError, match=r"\[T, H, W, 3\]"):
+    with pytest.raises(ValueError, match=rf"\[T, {c.dense_size}, {c.dense_size}, 3\]"):
         predict(model, clip.permute(0, 3, 1, 2))
 
 
