@@ -212,6 +212,18 @@ class DetailConfig:
         _require(0 <= self.dropout < 1, "detail.dropout must lie in [0, 1)")
 
 
+def _check_common(config) -> None:
+    """Checks shared by both model configs: field types, class count, clip geometry, normalisation,
+    label list."""
+    _check_types(config)
+    _check_range("num_classes", config.num_classes, 2, MAX_CLASSES)
+    _check_range("resize_ratio", config.resize_ratio, 1.0, MAX_RESIZE_RATIO)
+    _check_range("dense_frames", config.dense_frames, 1, MAX_FRAMES)
+    _check_range("dense_size", config.dense_size, 2, MAX_SIZE)
+    _require(all(s > 0 for s in config.std), f"std must be three positive numbers, got {list(config.std)}")
+    _check_label_list(config.labels, config.num_classes)
+
+
 def _check_label_list(labels: str | None, num_classes: int) -> None:
     """A shipped label list must exist and name exactly `num_classes` classes."""
     if labels is None:
@@ -299,13 +311,7 @@ class S2DConfig(_JsonMixin):
 
     def validate(self) -> None:
         _require(self.kind == "s2dnet", f"S2DConfig.kind must be 's2dnet', got {self.kind!r}")
-        _check_types(self)
-        _check_range("num_classes", self.num_classes, 2, MAX_CLASSES)
-        _check_range("resize_ratio", self.resize_ratio, 1.0, MAX_RESIZE_RATIO)
-        _check_range("dense_frames", self.dense_frames, 1, MAX_FRAMES)
-        _check_range("dense_size", self.dense_size, 2, MAX_SIZE)
-        _require(all(s > 0 for s in self.std), f"std must be three positive numbers, got {list(self.std)}")
-        _check_label_list(self.labels, self.num_classes)
+        _check_common(self)
         _require(self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}")
         _require(1 <= self.topk <= self.num_classes, f"topk must lie in [1, num_classes={self.num_classes}], got {self.topk}")
         _require(self.topk_scheme in ("hard", "soft"), f"topk_scheme must be 'hard' or 'soft', got {self.topk_scheme!r}")
@@ -361,13 +367,7 @@ class BaselineConfig(_JsonMixin):
 
     def validate(self) -> None:
         _require(self.kind == "baseline", f"BaselineConfig.kind must be 'baseline', got {self.kind!r}")
-        _check_types(self)
-        _check_range("num_classes", self.num_classes, 2, MAX_CLASSES)
-        _check_range("resize_ratio", self.resize_ratio, 1.0, MAX_RESIZE_RATIO)
-        _check_range("dense_frames", self.dense_frames, 1, MAX_FRAMES)
-        _check_range("dense_size", self.dense_size, 2, MAX_SIZE)
-        _require(all(s > 0 for s in self.std), f"std must be three positive numbers, got {list(self.std)}")
-        _check_label_list(self.labels, self.num_classes)
+        _check_common(self)
         _check_range("frames", self.frames, 1, MAX_FRAMES)
         _check_range("size", self.size, 32, MAX_SIZE)
         _require(self.resize_ratio >= 1.0, f"resize_ratio must be >= 1 (short side before the crop), got {self.resize_ratio}")

@@ -90,6 +90,7 @@ class S2DNet(nn.Module, S2DHubMixin):
         layout = "btchw" if self.detail.backbone.layout == "frames" else "bcthw"
         self.sampler = DetailSampler(c.sampler, c.mean, c.std, layout)
         self.freeze_sampler = False
+        self.set_freeze_sampler(False)
         self.backend = "auto"
         self.labels: tuple[str, ...] | None = None
         if c.labels is not None:
@@ -103,6 +104,8 @@ class S2DNet(nn.Module, S2DHubMixin):
         self.freeze_sampler = frozen
         for p in self.locator.parameters():
             p.requires_grad_(not frozen)
+        if self.config.locator.fixed_stride_px is not None:  # the stride head's output is not used
+            self.locator.spatial_stride.weight.requires_grad_(False)
         self.locator.train(self.training and not frozen)
         return self
 

@@ -356,7 +356,7 @@ def test_bad_clip_shapes_are_named():
         model(torch.zeros(1, 10, 72, 72, 3, dtype=torch.uint8))
     with pytest.raises(ValueError, match="num_frames"):
         model(clip(model), torch.tensor([11, 3]))
-    with pytest.raises(TypeError, match="uint8 or floating"):
+    with pytest.raises(TypeError, match="frames must be uint8"):
         model(clip(model).long())
 
 

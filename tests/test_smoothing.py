@@ -76,8 +76,8 @@ def test_the_estimate_is_the_gradient_of_a_smooth_loss_on_average():
 
 def _models():
     torch.manual_seed(0)
-    smoothed = s2d.create("s2dnet-x3d-synth", locator={"gradient": "smoothed"})
-    pathwise = s2d.create("s2dnet-x3d-synth", locator={"gradient": "pathwise"})
+    smoothed = s2d.create("s2dnet-x3d-synth", locator={"gradient": "smoothed", "fixed_stride_px": None})
+    pathwise = s2d.create("s2dnet-x3d-synth", locator={"gradient": "pathwise", "fixed_stride_px": None})
     pathwise.load_state_dict(smoothed.state_dict())
     return smoothed, pathwise
 

@@ -50,7 +50,7 @@ def test_synth_kind_epochs_and_ranges_never_repeat_and_split_can_be_chosen():
     assert "focus" in data[0]
     test = build_dataset("synth", "val", {"size": 2, "split": "test", "frames": 8, "resolution": 64})
     assert test[0]["path"] == "synth:test/0/0"  # `split=test` picks the split instead of clashing with it
-    with pytest.raises(TrainConfigError, match="size=1024, seed=0"):
+    with pytest.raises(TrainConfigError, match="it takes size, seed"):
         build_dataset("synth", "train", {"sise": 4})
     with pytest.raises(TrainConfigError, match="resolution"):
         build_dataset("synth", "train", {"frames": 16, "resolution": 32})
@@ -100,11 +100,12 @@ def test_detail_pretraining_views_and_hand_over():
     alone.hand_over()
     volume = torch.randn(2, 3, 8, 32, 32)
     m, s = torch.randn(2, model.config.fusion.context_dim), torch.rand(2, 16)
+    topk = s.topk(model.config.topk, 1).indices
     with torch.no_grad():
         from s2d.backbones import run_backbone
 
         expected = alone.fc(run_backbone(alone.backbone, volume)[1]).mean(1)
-        got = model.detail(volume, m, s, backend="reference")
+        got = model.detail(volume, m, s, topk, backend="reference")
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
@@ -161,7 +162,7 @@ def test_config_knobs_are_checked():
         load_config("s2dnet-x3d-synth", ["optim.clip_grad_groups.locator=0"])
     full = load_config("s2dnet-x3d-synth")
     assert (full.phases.synopsis_pretrain.clips, full.phases.detail_pretrain.clips, full.stages.stage1_clips,
-            full.phases.locator_warmup.clips, full.stages.stage2_clips) == (4800, 19200, 6400, 1024, 12800)
+            full.phases.locator_warmup.clips, full.stages.stage2_clips) == (4800, 16000, 0, 1024, 12800)
     assert full.stages.in_epochs(1600).stage2_epochs == 8
     with pytest.raises(TrainConfigError, match="whole number of epochs"):
         full.stages.in_epochs(1000)

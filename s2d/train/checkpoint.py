@@ -73,6 +73,14 @@ def _temp_name(path: Path) -> Path:
     return path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
 
 
+def _default_mode(path: str | os.PathLike) -> None:
+    """Give `path` the mode a plain `open()` would (0o666 minus the umask): writers such as
+    safetensors replace the file through a private (0o600) temporary of their own."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call `write(tmp_path)` for a temporary file beside `path`, then move it onto `path`.
 
@@ -83,6 +91,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         write(str(tmp))
+        _default_mode(tmp)
         with open(tmp, "rb") as handle:  # the data reaches the disk before the rename makes it visible
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -211,6 +220,7 @@ def save_checkpoint(out_dir: str | os.PathLike, model: nn.Module, state: dict[st
         save_file(weights, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "step": str(step)})
         torch.save(state, str(tmp / STATE_NAME))
         for name in (CONFIG_NAME, WEIGHTS_NAME, STATE_NAME):
+            _default_mode(tmp / name)
             with open(tmp / name, "rb") as handle:
                 os.fsync(handle.fileno())
         _fsync_dir(tmp)
