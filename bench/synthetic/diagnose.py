@@ -39,6 +39,7 @@ from s2d.data import collate
 from s2d.locator import Locator
 from s2d.sampling import window_params
 from s2d.synopsis import map_size
+from s2d_kernels.context import topk_vector
 from s2d.synth import SyntheticDetailDataset, where_it_looked
 
 #: Window offsets (px, along x) probed in (a), and start distances of (b).
@@ -163,8 +164,7 @@ def locator_alone(model: nn.Module, data_seed: int, steps: int, with_position: b
 
     def run(batch, train: bool):
         syn = model.synopsis(model.synopsis_clip(batch["frames"], batch["num_frames"]))
-        _, s = torch.topk(syn.logits, c.topk, 1)
-        khot = torch.zeros_like(syn.logits).scatter_(1, s, 1.0)
+        _, khot = topk_vector(syn.logits, c.topk, c.topk_scheme)  # the model's own s
         probe.train(train)
         return probe(syn.feature_map, khot, batch["focus"])
 
