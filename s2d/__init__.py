@@ -22,6 +22,8 @@ _EXPORTS: dict[str, str] = {
     "VideoClassifier": "s2d.baseline",
     **dict.fromkeys(["build_model", "create", "get_config", "list_models"], "s2d.registry"),
     "load": "s2d.zoo",
+    **dict.fromkeys(["predict_many", "find_videos"], "s2d.batch_predict"),
+    "optimize_for_inference": "s2d.optimize",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
