@@ -102,8 +102,8 @@ def run(bench: Bench) -> None:
     tiny = bench.mode == "tiny"
     specs: dict[tuple[int, int], list[str]] = {}
     for variant in VARIANTS:
-        if variant.overrides:
-            continue  # ablations share their base model's dense clip
+        if variant.overrides or variant.optimize:
+            continue  # ablations and optimised copies share their base model's dense clip
         c = get_config(variant.model, **(TINY_OVERRIDES.get(variant.model, {}) if tiny else {}))
         specs.setdefault((c.dense_frames, c.dense_size), []).append(variant.key)
     backends = ["pyav"] + (["decord"] if decord_available() else [])
