@@ -5,6 +5,7 @@ broadcast-concat fusion, dense filterbank sampler), per video, for the model's d
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 import torch
@@ -39,11 +40,26 @@ def _dense_input(model: nn.Module, batch: int = 1) -> torch.Tensor:
     return torch.zeros(batch, c.dense_frames, 3, c.dense_size, c.dense_size, dtype=torch.uint8)
 
 
+#: Modules registering the FLOP formulas of the custom ops each backend runs.
+_OP_MODULES = {"torch": ("s2d_kernels.sampler.banded_op",),
+               "triton": ("s2d_kernels.sampler.triton_op", "s2d_kernels.fusion.triton_op")}
+
+
+def _import_ops(backend: str, device: torch.device) -> None:
+    """Register the formulas of `backend`'s custom ops before counting: FlopCounterMode copies the
+    registry when it is created, so an op first imported inside it would count as zero."""
+    from s2d_kernels.backend import resolve_backend
+
+    for name in _OP_MODULES.get(resolve_backend(backend, device), ()):
+        importlib.import_module(name)
+
+
 def measure(model: nn.Module, frames: torch.Tensor | None = None, backend: str = "reference") -> Complexity:
     """Count parameters and per-video GMACs of one eval forward on `frames` (default: the dense
     input of the model's config, batch 1). S2DNet parts: synopsis, locator, context, sampler,
     detail (fusion reported separately as `fusion`, and included in `detail`)."""
     frames = _dense_input(model) if frames is None else frames
+    _import_ops(backend, frames.device)
     was_training = model.training
     old_backend = getattr(model, "backend", None)
     model.eval()

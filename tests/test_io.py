@@ -1,9 +1,9 @@
 """Tests for `s2d.io`: frame selection, resizing, both decoders and every kind of bad input."""
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import random
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import s2d.io as io
-from s2d.io import Clip, ClipSpec, VideoError, clip_indices, probe, read_clip
+from s2d.io import Clip, ClipSpec, VideoError, clip_indices, decord_decoder, limits, probe, pyav_decoder, read_clip
 
 try:  # tests/ imported as a package, or run as plain modules
     from tests import videos
@@ -316,7 +316,7 @@ def test_enormous_resolution_refused(vids, backend: str, monkeypatch: pytest.Mon
     with pytest.raises(VideoError, match="64x48 exceeds"):
         read_clip(vids["h264"], spec(4), backend=backend, max_pixels=64 * 48 - 1)
     read_clip(vids["h264"], spec(4), backend=backend, max_pixels=64 * 48)
-    monkeypatch.setattr(io, "DEFAULT_MAX_PIXELS", 1000)
+    monkeypatch.setattr(limits, "DEFAULT_MAX_PIXELS", 1000)
     with pytest.raises(VideoError, match="exceeds the limit of 1000 pixels"):
         read_clip(vids["h264"], spec(4), backend=backend)
     with pytest.raises(VideoError, match="exceeds"):
@@ -332,14 +332,14 @@ def test_frame_count_cap(vids, backend: str) -> None:
 
 
 def test_pyav_decode_timeout(vids, monkeypatch: pytest.MonkeyPatch) -> None:
-    original = io._decoded_frames
+    original = pyav_decoder.decoded_frames
 
     def slow(*args, **kwargs):
         for frame in original(*args, **kwargs):
             time.sleep(0.05)
             yield frame
 
-    monkeypatch.setattr(io, "_decoded_frames", slow)
+    monkeypatch.setattr(pyav_decoder, "decoded_frames", slow)
     start = time.monotonic()
     with pytest.raises(VideoError, match="longer than the 0.3 s limit"):
         read_clip(vids["h264"], spec(8), backend="pyav", timeout_s=0.3)
@@ -358,7 +358,7 @@ def test_hung_decoder_is_abandoned(vids, monkeypatch: pytest.MonkeyPatch) -> Non
         def cpu(_: int) -> None:
             return None
 
-    monkeypatch.setattr(io, "_decord", lambda: FakeDecord)
+    monkeypatch.setattr(decord_decoder, "decord_module", lambda: FakeDecord)
     start = time.monotonic()
     with pytest.raises(VideoError, match="did not finish within the 0.3 s limit"):
         read_clip(vids["h264"], spec(4), backend="decord", timeout_s=0.3)
@@ -366,7 +366,7 @@ def test_hung_decoder_is_abandoned(vids, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_auto_uses_pyav_when_decord_is_missing(vids, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(io, "_decord", lambda: None)
+    monkeypatch.setattr(decord_decoder, "decord_module", lambda: None)
     clip = read_clip(vids["h264"], spec(8), backend="auto")
     assert clip.backend == "pyav"
     assert_painted(clip)
@@ -374,16 +374,17 @@ def test_auto_uses_pyav_when_decord_is_missing(vids, monkeypatch: pytest.MonkeyP
         read_clip(vids["h264"], spec(8), backend="decord")
 
 
-def test_import_without_decord(vids, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A fresh copy of the module, loaded while `import decord` fails, must work on PyAV alone.
-    monkeypatch.setitem(sys.modules, "decord", None)
-    module_spec = importlib.util.spec_from_file_location("s2d_io_without_decord", io.__file__)
-    fresh = importlib.util.module_from_spec(module_spec)
-    monkeypatch.setitem(sys.modules, module_spec.name, fresh)
-    module_spec.loader.exec_module(fresh)
-    assert not fresh.decord_available()
-    clip = fresh.read_clip(vids["h264"], fresh.ClipSpec(4, 24, 24))
-    assert clip.backend == "pyav" and videos.decode_indices(clip.frames) == clip.indices
+def test_import_without_decord(vids) -> None:
+    # A fresh interpreter in which `import decord` fails must read on PyAV alone.
+    code = ("import sys; sys.modules['decord'] = None\n"
+            "from s2d.io import ClipSpec, decord_available, read_clip\n"
+            "assert not decord_available()\n"
+            "clip = read_clip(sys.argv[1], ClipSpec(4, 24, 24))\n"
+            "print(clip.backend, *clip.indices)")
+    out = subprocess.run([sys.executable, "-c", code, str(vids["h264"])], capture_output=True, text=True, check=True)
+    backend, *indices = out.stdout.split()
+    clip = read_clip(vids["h264"], ClipSpec(4, 24, 24), backend="pyav")
+    assert backend == "pyav" and [int(i) for i in indices] == clip.indices == videos.decode_indices(clip.frames)
 
 
 def test_unknown_backend(vids) -> None:

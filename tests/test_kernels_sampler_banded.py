@@ -3,12 +3,13 @@ import math
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 import s2d_kernels.sampler.banded as banded
 import s2d_kernels.sampler.banded_op as banded_op
 from s2d_kernels.sampler import RawSampling, filterbank_sample, filterbank_sample_dense, normalize_frames
 from s2d_kernels.sampler.banded_op import filterbank_sample_banded
-from s2d_kernels.sampler.bands import BAND_TAPS, LINEAR_TAPS, band_rows, filter_band, temporal_band
+from s2d_kernels.sampler.bands import BAND_TAPS, LINEAR_TAPS, band_rows, filter_band, spatial_bands, temporal_band
 from s2d_kernels.testing import assert_close_scaled, make_case
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -157,6 +158,55 @@ def test_work_units_split_the_batch(monkeypatch):
     split = _grads(filterbank_sample_banded, case, case.raw(True), case.frames.clone().requires_grad_(), grad_out)
     for a, b in zip(split, whole):
         assert_close_scaled(a, b, 1e-6)
+
+
+def _zoomed_case(dtype=torch.float32):
+    """Small windows (stride 0.3 of the full-frame one) near opposite corners of a 48×44 frame,
+    and a third in the middle: the videos read disjoint boxes, so each is sampled on its own."""
+    case = make_case(3, 6, 48, 44, 3, 5, lengths=[6, 4, 6], dtype=dtype, seed=3)
+    p = case.params
+    corner = torch.tensor([[-0.7, -0.6, -0.7], [0.7, 0.6, 0.7], [0.0, 0.1, -0.1]], dtype=p.dx.dtype)
+    case.params = RawSampling(p.dt, p.delta_t, corner, corner.flip(0), torch.full_like(p.dx, -1.2),
+                              torch.full_like(p.dy, -1.2))
+    return case
+
+
+def test_crop_plan_boxes_hold_every_band():
+    """Each planned box holds every row/column the bands of its videos read, and no more."""
+    case = _zoomed_case()
+    sy, wy, sx, wx = spatial_bands(case.params, 48, 44, 5)
+    plan = banded_op.crop_plan(sy, sx, wy.shape[-1], wx.shape[-1], 3)
+    assert [(b0, b1) for b0, b1, _ in plan] == [(0, 1), (1, 2), (2, 3)]  # disjoint windows
+    for b0, b1, (y0, y1, x0, x1) in plan:
+        rows, cols = sy.view(3, -1)[b0:b1], sx.view(3, -1)[b0:b1]
+        assert (y0, x0) == (int(rows.min()), int(cols.min()))
+        assert (y1, x1) == (int(rows.max()) + wy.shape[-1], int(cols.max()) + wx.shape[-1])
+        assert (y1 - y0) * (x1 - x0) < 48 * 44 / 2
+    # Windows that overlap (the same centres for every video) share one box.
+    same = RawSampling(*(t[:1].expand_as(t).contiguous() for t in case.params.as_tuple()))
+    sy, wy, sx, wx = spatial_bands(same, 48, 44, 5)
+    assert len(banded_op.crop_plan(sy, sx, wy.shape[-1], wx.shape[-1], 3)) == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_cropped_sampling_matches_dense(dtype):
+    """Per-video crops leave V̂ and every gradient (raw parameters, float frames) unchanged, and
+    the FLOP count follows the boxes read."""
+    case = _zoomed_case(dtype)
+    grad_out = torch.randn(3, 3, 3, 5, 5, generator=torch.Generator().manual_seed(2))
+    kw = {"mean": MEAN, "std": STD} if dtype == torch.uint8 else {}
+    frames = case.frames if dtype == torch.uint8 else case.frames.clone().requires_grad_()
+    dense_in = normalize_frames(case.frames, MEAN, STD) if dtype == torch.uint8 else frames
+    got = _grads(lambda *a: filterbank_sample_banded(*a, **kw), case, case.raw(True), frames, grad_out)
+    want = _grads(filterbank_sample_dense, case, case.raw(True), dense_in, grad_out)
+    for n_, a, b in zip(["dt", "delta_t", "dx", "dy", "delta_x", "delta_y", "frames"], got, want):
+        assert_close_scaled(a, b, 1e-5, f"grad {n_}", atol=1e-6)
+    assert_close_scaled(filterbank_sample_banded(case.frames, case.num_frames, case.params, 5, **kw),
+                        _dense(case), 1e-5)
+    with FlopCounterMode(display=False) as counter:
+        filterbank_sample_banded(case.frames, case.num_frames, case.params, 5, **kw)
+    whole = 2 * banded_op._banded_macs((3, 3, 6), (9, 5, 13), (3, 6, 3, 48, 44))
+    assert 0 < counter.get_total_flops() < whole / 2
 
 
 def test_non_contiguous_frames():

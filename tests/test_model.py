@@ -1,5 +1,7 @@
 """S2DNet end to end: exact sizes of the official code, numerics of its parts, batching rules."""
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -32,6 +34,22 @@ def test_gmacs_on_the_dense_reference_path(name, gmacs, without_fusion):
     assert sum(parts[k] for k in ("synopsis", "locator", "context", "sampler", "detail")) == pytest.approx(c.gmacs, rel=1e-6)
     if without_fusion is not None:
         assert c.gmacs - parts["fusion"] == pytest.approx(without_fusion, rel=0.01)
+
+
+def test_gmacs_on_the_banded_path_count_the_box_the_sampler_reads():
+    """The CPU path's count includes its sampler op, even when the op's module is first imported
+    during the count, and the op reads only the window's box: a zoomed-in window costs less."""
+    # A fresh interpreter, so that the op module is first imported while counting.
+    script = (
+        "import s2d\n"
+        "from s2d.flops import measure\n"
+        "wide = measure(s2d.create('s2dnet-x3d-synth', locator={'fixed_stride_px': 4.0}), backend='torch')\n"
+        "narrow = measure(s2d.create('s2dnet-x3d-synth', locator={'fixed_stride_px': 1.3}), backend='torch')\n"
+        "print(wide.gmacs_by_part['sampler'], narrow.gmacs_by_part['sampler'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    wide, narrow = map(float, out.split())
+    assert 0 < narrow < 0.5 * wide
 
 
 # -- parts ---------------------------------------------------------------------------------------

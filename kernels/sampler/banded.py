@@ -2,8 +2,8 @@
 
 The dense reference multiplies by full `[S, H]` and `[S, W]` filterbanks although every Gaussian
 row (σ² = 1) has only ~13 taps that matter: a tap 6σ away weighs exp(-18) ≈ 1.5e-8 of the peak.
-This path keeps the temporal contraction first, at full resolution, and changes only how each
-step is computed; its spatial steps run height then width (the reference applies width then
+This path keeps the temporal contraction first, over the pixels the spatial bands read (the
+entry point in `banded_op.py` crops the clip to them), and changes only how each step is computed; its spatial steps run height then width (the reference applies width then
 height: the same product, summed in another order, so results agree to float32 rounding):
 
 - time: a small GEMM with the dense `F_t` `[T_d, T]`. T is tiny and the GEMM is bound by reading

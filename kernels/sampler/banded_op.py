@@ -3,8 +3,12 @@
 `s2d::banded_sample` / `s2d::banded_sample_backward` wrap the contraction of `banded.py` with a
 fake (meta) impl, autograd and a FLOP formula, so `torch.compile(fullgraph=True)` traces the
 sampler as one graph node and `FlopCounterMode` counts what it computes. FLOPs are 2 × the
-multiply-adds performed: the temporal GEMM over all T input frames, 13 taps per row for the
-banded spatial steps (their adjoints touch the same band entries).
+multiply-adds performed: the temporal GEMM over all T input frames of the pixels read, 13 taps
+per row for the banded spatial steps (their adjoints touch the same band entries).
+
+The entry point reads only the box of rows and columns the spatial bands cover (`crop_plan`):
+pixels outside it have weight 0 in every filter, so V̂ and its gradients are unchanged while the
+temporal contraction, the bulk of the work on a small window, shrinks with the window.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from s2d_kernels.sampler.bands import flush_subnormal, spatial_bands, temporal_b
 from s2d_kernels.sampler.normalize import uint8_affine
 from s2d_kernels.sampler.params import RawSampling, check_inputs, volume_shape
 
-__all__ = ["banded_sample_op", "filterbank_sample_banded"]
+__all__ = ["banded_sample_op", "crop_plan", "filterbank_sample_banded"]
 
 Tensor = torch.Tensor
 
@@ -123,4 +127,33 @@ def filterbank_sample_banded(frames: torch.Tensor, num_frames: torch.Tensor, par
         if t_max < T:
             frames, ft = frames[:, :t_max], ft[..., :t_max]
     sy, wy, sx, wx = spatial_bands(params, H, W, out_size, sigma)  # [N, S], [N, S, K]
-    return banded_sample_op(ft, wy.to(dtype), wx.to(dtype), frames, sy, sx, scale, shift, layout)
+    wy, wx = wy.to(dtype), wx.to(dtype)
+    if torch.compiler.is_compiling():  # crop boxes are data-dependent: one node over whole frames
+        return banded_sample_op(ft, wy, wx, frames, sy, sx, scale, shift, layout)
+    T_d = ft.shape[1]
+    out = []
+    for b0, b1, (y0, y1, x0, x1) in crop_plan(sy, sx, wy.shape[-1], wx.shape[-1], B):
+        n0, n1 = b0 * T_d, b1 * T_d
+        out.append(banded_sample_op(ft[b0:b1], wy[n0:n1], wx[n0:n1], frames[b0:b1, ..., y0:y1, x0:x1],
+                                    sy[n0:n1] - y0, sx[n0:n1] - x0, scale, shift, layout))
+    return out[0] if len(out) == 1 else torch.cat(out)
+
+
+def crop_plan(sy: Tensor, sx: Tensor, taps_y: int, taps_x: int, batch: int,
+              slack: float = 1.25) -> list[tuple[int, int, tuple[int, int, int, int]]]:
+    """Which videos to sample together, and the box `(y0, y1, x0, x1)` of pixels they read.
+
+    A detail window touches only the rows and columns its bands cover, usually a fraction of the
+    frame; every other pixel has weight 0 in every filter, so the contraction reads just the box
+    and its output is unchanged. One call over the batch's common box when it is at most `slack`
+    times the videos' own boxes in area, else one call per video with its own box.
+    """
+    y, x = sy.view(batch, -1), sx.view(batch, -1)
+    y0, y1 = y.min(1).values, y.max(1).values + taps_y
+    x0, x1 = x.min(1).values, x.max(1).values + taps_x
+    boxes = list(zip(y0.tolist(), y1.tolist(), x0.tolist(), x1.tolist()))
+    union = (min(y0.tolist()), max(y1.tolist()), min(x0.tolist()), max(x1.tolist()))
+    area = lambda box: (box[1] - box[0]) * (box[3] - box[2])  # noqa: E731
+    if batch * area(union) <= slack * sum(area(box) for box in boxes):
+        return [(0, batch, union)]
+    return [(b, b + 1, box) for b, box in enumerate(boxes)]

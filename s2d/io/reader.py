@@ -1,0 +1,140 @@
+"""`read_clip` and `probe`: pick a decoder, check the file and its header, then decode.
+
+`backend="auto"` uses decord when it is installed and can read the file, and PyAV otherwise, so
+a damaged file still yields the frames that really decode.
+"""
+from __future__ import annotations
+
+import os
+import random
+from typing import Literal
+
+import torch
+
+import s2d.io.limits as limits
+from s2d.io.decord_decoder import DecordFailed, decord_available, open_reader
+from s2d.io.decord_decoder import read_frames as decord_read_frames
+from s2d.io.limits import DEFAULT_TIMEOUT_S, Deadline, VideoError, check_file, too_many_frames
+from s2d.io.pyav_decoder import decoded_frames, frame_count, open_container, read_header
+from s2d.io.pyav_decoder import read_frames as pyav_read_frames
+from s2d.io.spec import Clip, ClipSpec, VideoInfo, crop
+
+Backend = Literal["auto", "decord", "pyav"]
+
+
+def _resolve_backend(backend: str) -> str:
+    if backend not in ("auto", "decord", "pyav"):
+        raise ValueError(f"backend must be 'auto', 'decord' or 'pyav', got {backend!r}")
+    if backend == "decord" and not decord_available():
+        raise ImportError("backend='decord' needs the decord package (pip install decord)")
+    if backend == "auto":
+        return "decord" if decord_available() else "pyav"
+    return backend
+
+
+def _limits(max_pixels: int | None, max_frames: int | None) -> tuple[int, int]:
+    """The pixel and frame caps of one read, the module defaults where None."""
+    return (limits.DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels),
+            limits.DEFAULT_MAX_FRAMES if max_frames is None else int(max_frames))
+
+
+def read_clip(path: str | os.PathLike, spec: ClipSpec, *, backend: Backend = "auto",
+              rng: random.Random | None = None, max_pixels: int | None = None,
+              timeout_s: float | None = DEFAULT_TIMEOUT_S, max_frames: int | None = None) -> Clip:
+    """Decode a clip of `spec.num_frames` frames from a video file.
+
+    Frames are picked by `clip_indices`, resized (short side to `spec.short_side`, bilinear with
+    antialiasing), cropped to `spec.crop_size` squares and returned as uint8 RGB whatever the
+    source pixel format (grayscale included). The same call returns identical bytes; random
+    choices (stride start, random crop) come from `rng`, or from Python's global `random` when
+    `rng` is None (which DataLoader seeds differently in every worker).
+
+    `backend="auto"` uses decord when installed and falls back to PyAV when decord cannot read
+    the file; PyAV decodes sequentially, so reading late frames of long videos is slower.
+    `max_pixels` (default `DEFAULT_MAX_PIXELS`) refuses enormous frames before decoding,
+    `max_frames` (default `DEFAULT_MAX_FRAMES`) caps the frame count and `timeout_s` bounds the
+    wall-clock time of the whole read (None: unbounded).
+
+    Raises `VideoError` naming the file and the reason for any problem with the file itself.
+    """
+    path = os.path.abspath(os.fspath(path))
+    chosen = _resolve_backend(backend)
+    max_pixels, max_frames = _limits(max_pixels, max_frames)
+    deadline = Deadline(path, timeout_s)
+    check_file(path)
+
+    with open_container(path, deadline) as container:  # header checks come before any decoding
+        header = read_header(container, path, max_pixels)
+        pyav_count = None if chosen == "decord" else frame_count(container, header, path, deadline, max_frames)
+
+    frames: torch.Tensor | None = None  # the distinct frames, already resized
+    decord_error = None
+    if chosen == "decord":
+        try:
+            frames, indices, distinct, n, fps = decord_read_frames(path, spec, rng, deadline, max_frames)
+            used = "decord"
+        except DecordFailed as err:
+            if backend == "decord":
+                raise VideoError(path, f"decord cannot read it ({err})") from None
+            decord_error = str(err)
+    if frames is None:
+        if pyav_count is None:
+            with open_container(path, deadline) as container:
+                pyav_count = frame_count(container, header, path, deadline, max_frames)
+        if pyav_count == 0:
+            detail = f" (decord: {decord_error})" if decord_error else ""
+            raise VideoError(path, f"the video stream has no frames{detail}")
+        frames, indices, distinct, n = pyav_read_frames(path, spec, rng, pyav_count, deadline, max_frames)
+        fps, used = header.fps, "pyav"
+
+    # Expand the distinct decoded frames to the clip's slots (the padding repeats frames).
+    unique = sorted(set(indices))
+    position = {index: row for row, index in enumerate(unique)}
+    tensor = frames[torch.tensor([position[i] for i in indices], dtype=torch.long)]
+    deadline.check()
+    return Clip(frames=crop(tensor, spec, rng), num_frames=distinct, indices=list(indices),
+                source_fps=float(fps), path=path, video_frames=n, backend=used)
+
+
+def probe(path: str | os.PathLike, *, backend: Backend = "auto", decode: bool = False,
+          max_pixels: int | None = None, timeout_s: float | None = DEFAULT_TIMEOUT_S,
+          max_frames: int | None = None) -> VideoInfo:
+    """Frame count, frame rate and frame size of a video, checking that it can be read.
+
+    Without `decode` the count comes from the chosen backend's index (decord counts packets,
+    PyAV trusts the container header, counting packets when the header is silent), which is cheap.
+    With `decode=True` every frame is decoded with PyAV (bounded by `max_frames` and
+    `timeout_s`) and the count is the number of frames that really decode, which catches
+    truncated and corrupt files; the reported backend is then "pyav".
+
+    Raises `VideoError` naming the file and the reason when it cannot be read.
+    """
+    path = os.path.abspath(os.fspath(path))
+    chosen = _resolve_backend(backend)
+    max_pixels, max_frames = _limits(max_pixels, max_frames)
+    deadline = Deadline(path, timeout_s)
+    check_file(path)
+    with open_container(path, deadline) as container:
+        header = read_header(container, path, max_pixels)
+        if decode:
+            stream = container.streams.video[0]
+            count = sum(1 for _ in decoded_frames(container, stream, deadline, max_frames, path))
+            if count == 0:
+                raise VideoError(path, "no frame could be decoded")
+            return VideoInfo(count, header.fps, header.width, header.height, "pyav")
+        if chosen == "decord":
+            try:
+                _, count, fps = open_reader(path, deadline)
+                if count > 0:
+                    if count > max_frames:
+                        raise too_many_frames(path, max_frames)
+                    return VideoInfo(count, fps or header.fps, header.width, header.height, "decord")
+                reason = "decord found no frames"
+            except DecordFailed as err:
+                reason = str(err)
+            if backend == "decord":
+                raise VideoError(path, f"decord cannot read it ({reason})")
+        count = frame_count(container, header, path, deadline, max_frames)
+    if count == 0:
+        raise VideoError(path, "the video stream has no frames")
+    return VideoInfo(count, header.fps, header.width, header.height, "pyav")
