@@ -81,8 +81,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=non_negative_int, default=None, metavar="W",
                         help="decoding processes running ahead of the model (default: half the CPU cores on CPU, "
                              "up to 8 on CUDA; 0 decodes in the main process)")
-    parser.add_argument("--decoder", default="auto", choices=("auto", "decord", "pyav"),
-                        help="video decoder (default: auto, decord when installed, PyAV otherwise)")
+    parser.add_argument("--decoder", default="auto", choices=("auto", "decord", "torchcodec", "pyav"),
+                        help="video decoder (default: auto, decord when installed, else torchcodec when it can "
+                             "decode here, else PyAV; PyAV also reads what the others cannot)")
     parser.add_argument("--no-optimize", dest="optimize", action="store_false",
                         help="run the model as loaded (default: BatchNorm folded and channels-last, same outputs)")
     parser.add_argument("--vis", metavar="DIR", help="write <video>.png and <video>.gif showing the sampled regions")
