@@ -200,3 +200,20 @@ def test_output_errors(tmp_path, capsys):
     (tmp_path / "bad.jsonl").write_text("{not json}\n")
     assert main(["predict", "x.mp4", "--model", "x3d-m", "--output", str(tmp_path / "bad.jsonl")]) == 2
     assert "bad.jsonl:1: not a JSON record" in capsys.readouterr().err
+
+
+def test_bf16_autocast_as_on_cuda_and_the_defaults(collection, monkeypatch):
+    """The CUDA path's autocast (bf16), run on the CPU: same videos, probabilities close to fp32."""
+    from s2d.batch_predict import default_batch_size, default_workers
+
+    model = tiny()
+    videos = find_videos([collection])[1:3]
+    plain = list(predict_many(model, videos, workers=0, topk=400))
+    mixed = list(predict_many(model, videos, workers=0, topk=400, amp=True))
+    for a, b in zip(plain, mixed):
+        assert a.path == b.path and b.error is None
+        pa = _probs(a)
+        assert max(abs(pa[n] - p) for n, p in b.labels) < 0.05
+    monkeypatch.setattr(batch_predict, "_cores", lambda: 16)
+    assert (default_workers("cpu"), default_batch_size("cpu")) == (8, 1)
+    assert (default_workers("cuda"), default_batch_size("cuda")) == (8, 16)
