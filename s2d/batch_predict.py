@@ -130,7 +130,7 @@ def predict_many(model: nn.Module, videos: Iterable[str | os.PathLike], *, topk:
                  batch_size: int | None = None, workers: int | None = None,
                  device: str | torch.device | None = None, optimize: bool = True, amp: bool | None = None,
                  backend: str = "auto", timeout_s: float | None = DEFAULT_TIMEOUT_S, keep_detail: bool = False,
-                 progress: bool = False) -> Iterator[Prediction]:
+                 progress: bool = False, threads: int | None = None) -> Iterator[Prediction]:
     """Classify video files, yielding one `Prediction` per video in input order (`error` set,
     no labels, for a video that cannot be read).
 
@@ -142,6 +142,10 @@ def predict_many(model: nn.Module, videos: Iterable[str | os.PathLike], *, topk:
     outputs, detail volume and clip in the prediction (for `s2d.viz`; memory grows with the
     batch). `progress` shows a tqdm bar with videos/s on stderr. Use `find_videos` to expand
     folders and list files.
+
+    On CPU the model runs on `threads` intra-op threads while predicting (default: the cores the
+    decoding workers leave, at least one; torch's setting is restored afterwards): a decoder and
+    a model thread sharing one core stall every parallel region of the model.
     """
     from s2d.model import S2DNet
 
@@ -155,6 +159,10 @@ def predict_many(model: nn.Module, videos: Iterable[str | os.PathLike], *, topk:
     amp = device.type == "cuda" if amp is None else bool(amp)
     if not paths:
         return
+    previous_threads = torch.get_num_threads()
+    if device.type == "cpu":
+        wanted = threads if threads is not None else min(previous_threads, max(1, _cores() - workers))
+        torch.set_num_threads(max(1, int(wanted)))
     was_training = model.training
     net = _prepare(model.eval(), device, optimize)
     dataset = _Clips([(p, -1) for p in paths], clip_spec(net.config), on_error="record", backend=backend,
@@ -197,3 +205,4 @@ def predict_many(model: nn.Module, videos: Iterable[str | os.PathLike], *, topk:
     finally:
         bar.close()
         model.train(was_training)
+        torch.set_num_threads(previous_threads)

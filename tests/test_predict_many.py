@@ -217,3 +217,12 @@ def test_bf16_autocast_as_on_cuda_and_the_defaults(collection, monkeypatch):
     monkeypatch.setattr(batch_predict, "_cores", lambda: 16)
     assert (default_workers("cpu"), default_batch_size("cpu")) == (8, 1)
     assert (default_workers("cuda"), default_batch_size("cuda")) == (8, 16)
+
+
+def test_threads_are_shared_with_the_decoders_and_restored(collection):
+    model = tiny("x3d-m")
+    before = torch.get_num_threads()
+    seen = []
+    for _ in predict_many(model, find_videos([collection])[1:3], workers=1, threads=1):
+        seen.append(torch.get_num_threads())
+    assert seen == [1, 1] and torch.get_num_threads() == before
