@@ -138,20 +138,23 @@ def run(bench: Bench) -> None:
                         workers=w if w is not None else (workers if key == "decode_only" else None),
                         first_call_s=timing.first_call_s)
         row["p20"], row["p80"] = n / timing.p80_s, n / timing.p20_s
-        tput[key] = row["value"]
+        tput[key] = row
     main = f"pipelined_w{workers}"
+
+    def ratio(id: str, name: str, num: dict[str, Any], den: dict[str, Any], **extra: Any) -> None:
+        """A throughput ratio with its spread: numerator's p20 over denominator's p80, and the reverse."""
+        bench.add(id, SECTION, "ratios (same run)", name, "ratio", num["value"] / den["value"], "x", better="higher",
+                  p20=num["p20"] / den["p80"], p80=num["p80"] / den["p20"], n=min(num["n"], den["n"]), **extra)
+
     if main in tput and "sequential" in tput:
-        bench.add("predict/ratio/pipelined_over_sequential", SECTION, "ratios (same run)",
-                  f"pipelined ({workers} worker(s)) / sequential videos/s", "ratio", tput[main] / tput["sequential"],
-                  "x", better="higher")
+        ratio("predict/ratio/pipelined_over_sequential", f"pipelined ({workers} worker(s)) / sequential videos/s",
+              tput[main], tput["sequential"])
     if main in tput and "decode_only" in tput and "model_only" in tput:
-        slower = min(tput["decode_only"], tput["model_only"])
-        bench.add("predict/ratio/pipelined_over_slower_stage", SECTION, "ratios (same run)",
-                  f"pipelined ({workers} worker(s)) / slower of decode-only and model-only", "ratio",
-                  tput[main] / slower, "x", better="higher",
-                  slower_stage="decode" if tput["decode_only"] <= tput["model_only"] else "model")
-    best = max((k for k in tput if k.startswith("pipelined")), key=tput.get, default=None)
+        decode_slower = tput["decode_only"]["value"] <= tput["model_only"]["value"]
+        ratio("predict/ratio/pipelined_over_slower_stage",
+              f"pipelined ({workers} worker(s)) / slower of decode-only and model-only", tput[main],
+              tput["decode_only" if decode_slower else "model_only"], slower_stage="decode" if decode_slower else "model")
+    best = max((k for k in tput if k.startswith("pipelined")), key=lambda k: tput[k]["value"], default=None)
     if best and best != main and "sequential" in tput:
-        bench.add("predict/ratio/best_pipelined_over_sequential", SECTION, "ratios (same run)",
-                  f"pipelined ({best.split('_w')[1]} workers) / sequential videos/s", "ratio",
-                  tput[best] / tput["sequential"], "x", better="higher")
+        ratio("predict/ratio/best_pipelined_over_sequential",
+              f"pipelined ({best.split('_w')[1]} workers) / sequential videos/s", tput[best], tput["sequential"])
