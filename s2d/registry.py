@@ -48,12 +48,13 @@ MODELS: dict[str, S2DConfig | BaselineConfig] = {
     # read at their pixel scale (the glyphs are defined per pixel). Three documented departures from
     # the official numerics, each measured in bench/synthetic/results.md: the locator reads the
     # synopsis' 4×4 res3 map (its last map is 1×1 at 32²), the sampler's spatial σ is 0.5 px, and the
-    # window learns from smoothed loss differences (s2d.smoothing).
+    # window learns from smoothed loss differences (s2d.smoothing); its zoom is fixed (1.75 px), so
+    # placing it is the only way to see more.
     "s2dnet-x3d-synth": S2DConfig(
         num_classes=16, labels="synth16", dense_frames=16, dense_size=128,
         synopsis=SynopsisConfig("x3d_tiny", frames=4, size=32, dropout=0.0, context_dropout=0.0),
         locator=LocatorConfig(hidden=16, mlp=(256, 128), feature_stage="res3", gradient="smoothed", smooth_px=8.0,
-                              fixed_stride_px=1.3),
+                              fixed_stride_px=1.75),
         sampler=SamplerConfig(frames=8, size=32, sigma=0.5),
         fusion=FusionConfig(context_dim=16), detail=DetailConfig("x3d_tiny", dropout=0.0),
         mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), resize_ratio=1.0),
