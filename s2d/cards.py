@@ -235,7 +235,7 @@ def _title_and_intro(config, name: str | None) -> list[str]:
 
 
 def _input_section(config) -> list[str]:
-    from s2d.predict import clip_spec
+    from s2d.clip import clip_spec
 
     c = config
     spec = clip_spec(c)
@@ -246,7 +246,7 @@ def _input_section(config) -> list[str]:
              f"optional `num_frames` `[B]` gives the valid length of shorter, padded videos.",
              f"- Preprocessing: {c.dense_frames} frames spread uniformly over the whole video (short videos repeat "
              f"their last frame), short side resized to {spec.short_side}, centre crop {spec.crop_size}×{spec.crop_size} "
-             f"(`model.predict(path)` and `s2d.io.read_clip(path, s2d.predict.clip_spec(model.config))` do this).",
+             f"(`model.predict(path)` and `s2d.io.read_clip(path, s2d.clip.clip_spec(model.config))` do this).",
              f"- Normalisation happens inside the model for uint8 input: mean ({mean}), std ({std}) on [0, 1] "
              f"values. Float input is taken as already normalised."]
     if c.kind == "s2dnet":
