@@ -9,7 +9,7 @@ from torch import nn
 from s2d.backbones import build_backbone, run_backbone
 from s2d.clip import check_clip, uniform_view
 from s2d.config import BaselineConfig
-from s2d.hub import S2DHubMixin
+from s2d.pretrained import PretrainedMixin
 
 
 @dataclass
@@ -17,9 +17,11 @@ class BaselineOutput:
     logits: torch.Tensor  # [B, K]
 
 
-class VideoClassifier(nn.Module, S2DHubMixin):
+class VideoClassifier(nn.Module, PretrainedMixin):
     """`frames` uniform frames of the dense clip, resized to `size` (nearest), one backbone,
     a per-frame classifier averaged over time (TSM) or a clip classifier (X3D)."""
+
+    config_kind = "baseline"
 
     def __init__(self, config: BaselineConfig):
         super().__init__()

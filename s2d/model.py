@@ -22,8 +22,8 @@ from s2d.clip import check_clip, uniform_view
 from s2d.config import S2DConfig
 from s2d.detail import DetailNet
 from s2d.fusion import ContextEncoder
-from s2d.hub import S2DHubMixin
 from s2d.locator import Locator
+from s2d.pretrained import PretrainedMixin
 from s2d.sampling import DetailSampler, SamplingWindow, centre_crop_params, fixed_stride
 from s2d.smoothing import ShiftProbe, moved, random_signs, surrogate_loss, window_of
 from s2d.synopsis import SynopsisNet, map_size
@@ -45,8 +45,10 @@ class S2DOutput:
     shift_probe: ShiftProbe | None = None  # training with locator.gradient="smoothed"
 
 
-class S2DNet(nn.Module, S2DHubMixin):
+class S2DNet(nn.Module, PretrainedMixin):
     """The synopsis-to-detail network of Liang et al., ECCV 2022."""
+
+    config_kind = "s2dnet"
 
     def __init__(self, config: S2DConfig):
         super().__init__()

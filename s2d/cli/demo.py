@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from s2d.predict import predict
     from s2d.synth import CLASSES, SyntheticDetailDataset, where_it_looked, write_video
     from s2d.viz import save_visualisation
-    from s2d.zoo import ZooError, load
+    from s2d.zoo import load
+    from s2d.zoo_errors import ZooError
 
     if args.num < 0 or args.eval < 0 or args.num + args.eval < 1:
         print("error: --num and --eval must be >= 0, and not both 0", file=sys.stderr)
