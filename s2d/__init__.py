@@ -20,8 +20,9 @@ _EXPORTS: dict[str, str] = {
                      "SamplerConfig", "SynopsisConfig", "FUSION_ABLATIONS"], "s2d.config"),
     **dict.fromkeys(["S2DNet", "S2DOutput"], "s2d.model"),
     "VideoClassifier": "s2d.baseline",
-    **dict.fromkeys(["build_model", "create", "get_config", "list_models"], "s2d.registry"),
-    "load": "s2d.zoo",
+    **dict.fromkeys(["get_config", "list_models"], "s2d.registry"),
+    "build_model": "s2d.builder",
+    **dict.fromkeys(["create", "load"], "s2d.zoo"),
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -1,16 +1,14 @@
-"""Named model variants: `s2d.create(name, **overrides)` and `s2d.list_models(pattern)`.
+"""Named model variants, names → configs: `s2d.get_config(name, **overrides)` and `s2d.list_models(pattern)`.
 
-Each entry is a config; `create` builds the architecture (random init). Overrides replace
-top-level config fields; sub-configs (`synopsis`, `sampler`, ...) may be given as partial dicts,
-merged into the named variant's values.
+Each entry is a config (`s2d.create` builds its architecture). Overrides replace top-level
+config fields; sub-configs (`synopsis`, `sampler`, ...) may be given as partial dicts, merged
+into the named variant's values.
 """
 from __future__ import annotations
 
 import difflib
 import fnmatch
 from typing import Any
-
-from torch import nn
 
 from s2d.config import (KINETICS_MEAN, KINETICS_STD, BaselineConfig, DetailConfig, FusionConfig, LocatorConfig,
                         S2DConfig, SamplerConfig, SynopsisConfig, config_from_dict)
@@ -92,22 +90,3 @@ def get_config(name: str, **overrides: Any) -> S2DConfig | BaselineConfig:
         else:
             data[key] = value
     return config_from_dict(data)
-
-
-def build_model(config: S2DConfig | BaselineConfig) -> nn.Module:
-    """Instantiate the architecture a config describes."""
-    if isinstance(config, S2DConfig):
-        from s2d.model import S2DNet
-        return S2DNet(config)
-    from s2d.baseline import VideoClassifier
-    return VideoClassifier(config)
-
-
-def create(name: str, pretrained: bool = False, **overrides: Any) -> nn.Module:
-    """Build a named variant. `pretrained=True` loads its published weights (see `s2d.load`)."""
-    if pretrained:
-        from s2d.zoo import load
-        if overrides:
-            raise ValueError("overrides change the architecture; they cannot be combined with pretrained=True")
-        return load(name)
-    return build_model(get_config(name, **overrides))

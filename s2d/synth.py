@@ -343,9 +343,9 @@ def nearest_view(frames: torch.Tensor, count: int, size: int) -> torch.Tensor:
     """The frames a reduced network reads: `count` uniform frames (the synopsis rule) resized to
     `size` with the legacy nearest mode, as uint8 `[count, 3, size, size]` (the normalisation
     the models apply afterwards is per-channel affine and changes nothing here)."""
-    from s2d.synopsis import resize_nearest, uniform_sample
+    from s2d.clip import channels_first, resize_nearest, uniform_sample
 
-    clip = frames.permute(0, 3, 1, 2)[None]
+    clip = channels_first(frames)[None]
     clip = uniform_sample(clip, torch.tensor([frames.shape[0]]), count)
     return resize_nearest(clip.float(), size)[0].round().to(torch.uint8)
 

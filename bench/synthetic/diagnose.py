@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import s2d
+from s2d.clip import channels_first
 from s2d.data import collate
 from s2d.locator import Locator
 from s2d.sampling import window_params
@@ -53,7 +54,7 @@ def clips(split: str, start: int, count: int, data_seed: int, spread: int | None
     ds = SyntheticDetailDataset(split, start + count, seed=data_seed, **kwargs)
     batch = collate([ds[i] for i in range(start, start + count)])
     truth = [ds.params(i) for i in range(start, start + count)]
-    batch["frames"] = batch["frames"].permute(0, 1, 4, 2, 3)  # [B, T, 3, H, W]
+    batch["frames"] = channels_first(batch["frames"])  # [B, T, 3, H, W]
     batch["focus"] = torch.tensor([p.glyph_centre() for p in truth], dtype=torch.float32)
     batch["truth"] = truth
     return batch

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 
 import s2d
+from s2d.clip import channels_first
 from s2d.data import collate
 from s2d.train import train
 from s2d.train.recipes import synth_recipe
@@ -71,7 +72,7 @@ def _batches(data: SyntheticDetailDataset, count: int, batch: int = 32):
     for i in range(0, count, batch):
         items = [data[j] for j in range(i, min(count, i + batch))]
         b = collate(items)
-        yield b["frames"].permute(0, 1, 4, 2, 3), b["num_frames"], b["labels"], [data.params(j) for j in range(i, i + len(items))]
+        yield channels_first(b["frames"]), b["num_frames"], b["labels"], [data.params(j) for j in range(i, i + len(items))]
 
 
 @torch.no_grad()

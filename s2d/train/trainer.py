@@ -89,7 +89,7 @@ class Trainer:
     """One rank's share of a training run; `run()` trains until done or interrupted."""
 
     def __init__(self, cfg: TrainConfig, env: DistEnv, *, allow_code: bool = False):
-        from s2d.registry import create
+        from s2d.zoo import create
 
         self.cfg, self.env = cfg, env
         self.device = env.device
@@ -443,7 +443,7 @@ class Trainer:
         barrier(self.env)
 
     def _load(self, checkpoint: Path) -> None:
-        from s2d.hub import read_weights
+        from s2d.weights import read_weights
 
         state, weights, saved = load_checkpoint(checkpoint)
         if saved != self.model.config.to_dict():
