@@ -132,7 +132,7 @@ def complexity(model, data: SyntheticDetailDataset, clips: int = 64) -> dict[str
 
 def _frames(data: SyntheticDetailDataset, index: int) -> torch.Tensor:
     """Clip `index` as the model's uint8 input `[1, T, 3, H, W]`."""
-    return data[index]["frames"].permute(0, 3, 1, 2).unsqueeze(0).contiguous()
+    return channels_first(data[index]["frames"][None]).contiguous()
 
 
 def score_s2dnet(model, data, count: int) -> dict[str, Any]:
