@@ -23,6 +23,8 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["get_config", "list_models"], "s2d.registry"),
     "build_model": "s2d.builder",
     **dict.fromkeys(["create", "load"], "s2d.zoo"),
+    **dict.fromkeys(["predict_many", "find_videos"], "s2d.batch_predict"),
+    "optimize_for_inference": "s2d.optimize",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

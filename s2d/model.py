@@ -86,6 +86,9 @@ class S2DNet(nn.Module, PretrainedMixin):
         return self
 
     def train(self, mode: bool = True) -> "S2DNet":
+        from s2d.optimize import check_trainable
+
+        check_trainable(self, mode)
         super().train(mode)
         if self.freeze_sampler:
             self.locator.eval()
@@ -146,6 +149,11 @@ class S2DNet(nn.Module, PretrainedMixin):
         """Classify a video file or a uint8 clip `[T, H, W, 3]`: see `s2d.predict.predict`."""
         from s2d.predict import predict
         return predict(self, video, topk=topk, device=device)
+
+    def optimize_for_inference(self, **options) -> "S2DNet":
+        """A faster eval-only copy with the same outputs: see `s2d.optimize.optimize_for_inference`."""
+        from s2d.optimize import optimize_for_inference
+        return optimize_for_inference(self, **options)
 
     def loss(self, out: S2DOutput, target: torch.Tensor) -> torch.Tensor:
         """Training loss: CE(detail) + snet_loss_weight · CE(synopsis) (plus, with

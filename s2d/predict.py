@@ -25,6 +25,7 @@ class Prediction:
     num_frames: int = 0  # distinct frames read (the clip repeats the last one when shorter)
     path: str | None = None
     pretrained: bool = False
+    error: str | None = None  # why the video could not be read (then `labels` is empty)
     outputs: Any = field(default=None, repr=False, compare=False)  # the raw model outputs
     clip: torch.Tensor | None = field(default=None, repr=False, compare=False)  # uint8 [T, H, W, 3]
 
@@ -54,8 +55,7 @@ def predict(model: nn.Module, video: str | os.PathLike | torch.Tensor, topk: int
     """Classify one video: a file path (decoded with `s2d.io.read_clip`) or a uint8 clip
     `[T, H, W, 3]` already at the model's dense size. Runs in eval mode on `device`
     (default: the model's). `keep_detail` keeps V̂ in `outputs.detail` (for `s2d.viz`)."""
-    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
-        raise ValueError(f"topk must be an integer >= 1, got {topk!r}")
+    check_topk(topk)
     path = None
     if isinstance(video, (str, os.PathLike)):
         from s2d.io import read_clip
@@ -82,12 +82,26 @@ def predict(model: nn.Module, video: str | os.PathLike | torch.Tensor, topk: int
         out = model(x, torch.tensor([n], device=device), **extra)
     finally:
         model.train(was_training)
+    pred = prediction_from_outputs(model, out, 0, topk, int(n), path)
+    pred.outputs, pred.clip = out, frames
+    return pred
+
+
+def check_topk(topk: int) -> None:
+    """Raise ValueError unless `topk` is an integer >= 1."""
+    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
+        raise ValueError(f"topk must be an integer >= 1, got {topk!r}")
+
+
+def prediction_from_outputs(model: nn.Module, out: Any, row: int, topk: int, num_frames: int,
+                            path: str | None) -> Prediction:
+    """The `Prediction` of video `row` of a batched forward's outputs (labels, synopsis, window)."""
     names = class_names(model)
-    pred = Prediction(_top(out.logits[0].float().softmax(-1).cpu(), names, topk), num_frames=int(n), path=path,
-                      pretrained=bool(getattr(model, "pretrained", False)), outputs=out, clip=frames)
+    pred = Prediction(_top(out.logits[row].float().softmax(-1).cpu(), names, topk), num_frames=num_frames, path=path,
+                      pretrained=bool(getattr(model, "pretrained", False)))
     if hasattr(out, "snet_logits"):
-        pred.synopsis = _top(out.snet_logits[0].float().softmax(-1).cpu(), names, model.config.topk)
+        pred.synopsis = _top(out.snet_logits[row].float().softmax(-1).cpu(), names, model.config.topk)
         p = out.params
-        pred.sampling = {"centre_t": float(p.centre_t[0]), "stride_t": float(p.stride_t[0]),
-                         **{k: getattr(p, k)[0].tolist() for k in ("centre_x", "centre_y", "stride_x", "stride_y")}}
+        pred.sampling = {"centre_t": float(p.centre_t[row]), "stride_t": float(p.stride_t[row]),
+                         **{k: getattr(p, k)[row].tolist() for k in ("centre_x", "centre_y", "stride_x", "stride_y")}}
     return pred

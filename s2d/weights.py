@@ -146,8 +146,15 @@ def check_finite(state: Mapping[str, torch.Tensor], path: str | Path) -> None:
 
 
 def save_weights(model: "nn.Module", path: str | Path) -> None:
-    """Write `model.state_dict()` as safetensors (CPU, contiguous; shared tensors are refused)."""
+    """Write `model.state_dict()` as safetensors (CPU, contiguous; shared tensors are refused).
+    A model from `optimize_for_inference` is refused: its folded weights fit no checkpoint layout."""
     from safetensors.torch import save_file
+
+    if getattr(model, "inference_only", False):
+        from s2d.optimize import InferenceOnlyError
+
+        raise InferenceOnlyError("this model was optimised for inference (BatchNorm folded): save the original "
+                                 "model's weights instead")
 
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata={"format": "pt"})

@@ -367,7 +367,10 @@ def test_hung_decoder_is_abandoned(vids, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_auto_uses_pyav_when_decord_is_missing(vids, monkeypatch: pytest.MonkeyPatch) -> None:
+    from s2d.io import torchcodec_decoder
+
     monkeypatch.setattr(decord_decoder, "decord_module", lambda: None)
+    monkeypatch.setattr(torchcodec_decoder, "decoder_class", lambda: None)  # nor torchcodec (see test_io_torchcodec)
     clip = read_clip(vids["h264"], spec(8), backend="auto")
     assert clip.backend == "pyav"
     assert_painted(clip)
@@ -377,7 +380,7 @@ def test_auto_uses_pyav_when_decord_is_missing(vids, monkeypatch: pytest.MonkeyP
 
 def test_import_without_decord(vids) -> None:
     # A fresh interpreter in which `import decord` fails must read on PyAV alone.
-    code = ("import sys; sys.modules['decord'] = None\n"
+    code = ("import sys; sys.modules['decord'] = None; sys.modules['torchcodec'] = None\n"
             "from s2d.io import ClipSpec, decord_available, read_clip\n"
             "assert not decord_available()\n"
             "clip = read_clip(sys.argv[1], ClipSpec(4, 24, 24))\n"

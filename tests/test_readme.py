@@ -173,6 +173,23 @@ def _predict(command: str, tmp_path: Path) -> None:
     assert list((tmp_path / "vis").glob("*.png")) and list((tmp_path / "vis").glob("*.gif"))
 
 
+def _predict_collection(command: str, tmp_path: Path) -> None:
+    """A folder of two videos (one in a sub-folder); run twice: the second run has nothing left to do."""
+    import json
+
+    from videos import write_video
+
+    (tmp_path / "videos" / "more").mkdir(parents=True)
+    write_video(tmp_path / "videos" / "a.mp4", num_frames=20, width=96, height=72)
+    write_video(tmp_path / "videos" / "more" / "b.mp4", num_frames=12, width=72, height=96)
+    run_shell(command, tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [r["path"] for r in records] == ["videos/a.mp4", "videos/more/b.mp4"] and records[0]["labels"]
+    second = run_shell(command, tmp_path)
+    assert "every video is already recorded" in second.stderr
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 2
+
+
 def _validate(command: str, tmp_path: Path) -> None:
     accepts(command)
 
@@ -193,6 +210,7 @@ COMMANDS: list[Entry] = [
           "is this test suite. Checked: the `slow` marker is declared"),
     Entry(r"python -m s2d demo", _run, slow=True),
     Entry(r"python -m s2d predict \S+\.mp4 .* --model s2dnet-x3d-k400 --vis vis/", _predict),
+    Entry(r"python -m s2d predict videos/ --model s2dnet-x3d-k400 --output results\.jsonl", _predict_collection),
     Entry(r"python -m s2d train .*", _validate,
           "needs a dataset (and trains for hours). Checked: its options are accepted (`train --help`)"),
     Entry(r"torchrun --nproc_per_node=\d+ -m s2d train .*", _validate,
@@ -231,7 +249,8 @@ def test_every_registered_command_is_in_the_readme() -> None:
     commands = readme_commands()
     stale = [e.pattern for e in COMMANDS if not any(re.fullmatch(e.pattern, c) for c in commands)]
     assert not stale, f"entries of COMMANDS that match no README command (remove or update them): {stale}"
-    assert all(e.reason or e.check in (_run, _predict) for e in COMMANDS), "a command that is not run needs a reason"
+    assert all(e.reason or e.check in (_run, _predict, _predict_collection) for e in COMMANDS), \
+        "a command that is not run needs a reason"
 
 
 # -- Python snippets -----------------------------------------------------------------------------------

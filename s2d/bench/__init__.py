@@ -1,4 +1,4 @@
-"""`python -m s2d.bench`: kernel, model, decode and FLOP benchmarks with ratios against baselines.
+"""`python -m s2d.bench`: kernel, model, decode, end-to-end predict and FLOP benchmarks with ratios.
 
 Usage::
 
@@ -9,9 +9,11 @@ Usage::
 
 Sections: `kernels` (filterbank sampler and context fusion per backend, forward / backward /
 forward+backward, uint8 vs float input), `models` (per-video latency and throughput of S2DNet vs
-TSM-R50 and X3D-M, and of the linear-temporal sampler ablation), `decode` (clips/s of reading each
-model's dense clip from a synthetic video), `flops` (params and GMACs split by component, beside
-the paper's and the official code's counts). `--quick` takes a few minutes on a CPU, `--tiny` (or
+TSM-R50 and X3D-M, plain and as `optimize_for_inference` makes them, and of the linear-temporal
+sampler ablation), `decode` (clips/s of reading each model's dense clip from a synthetic video,
+per decoder), `predict` (videos/s over a folder of synthetic videos: the sequential per-video
+loop, pipelined `predict_many`, decode only, model only, and their ratios), `flops` (params and
+GMACs split by component, beside the paper's and the official code's counts). `--quick` takes a few minutes on a CPU, `--tiny` (or
 `S2D_BENCH_TINY=1`) seconds; every ratio is computed from measurements of the same run.
 `--update DOC.json --only models` re-measures one section of an earlier run (same device, mode
 and threads) and replaces its rows there, recording when, for runs disturbed by other load;
@@ -32,7 +34,7 @@ JSON document (schema 1, kept stable; new optional row fields may be added, neve
         "versions": {"python", "torch", "s2d", "triton", "torchvision", "numpy", "av", "decord", "cuda"},
         "git": {"revision": commit hash or null, "dirty": bool or null},
         "argv": [...], "sections": [...],
-        "shapes": {"sampler": str, "fusion": [str], "decode": str},
+        "shapes": {"sampler": str, "fusion": [str], "decode": str, "predict": str},
         "skipped": [{"id", "section", "reason"}],   # measurements not made, and why
         "notes": [str],
         "loadavg_start", "loadavg_end": [1, 5, 15 min] or null,
@@ -47,7 +49,8 @@ JSON document (schema 1, kept stable; new optional row fields may be added, neve
         {
           "id": stable key, "/"-separated, e.g. "kernels/sampler/fwd/uint8/torch",
                 "models/tsm-r50/b1/fp32/per_video_latency", "flops/s2dnet-tsm-sthv2/total/gmacs",
-          "section": "kernels" | "models" | "decode" | "flops",
+                "predict/pipelined_w1/videos_per_s", "predict/ratio/pipelined_over_sequential",
+          "section": "kernels" | "models" | "decode" | "predict" | "flops",
           "group": sub-table title, "name": human-readable label,
           "metric": "latency" | "throughput" | "speedup" | "ratio" | "compile_time" |
                     "bandwidth" | "params" | "gmacs",

@@ -26,6 +26,8 @@ def _section_runner(name: str) -> Callable[[Bench], None]:
         from s2d.bench.models import run
     elif name == "decode":
         from s2d.bench.decode import run
+    elif name == "predict":
+        from s2d.bench.predict import run
     elif name == "flops":
         from s2d.bench.complexity import run
     else:

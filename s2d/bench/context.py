@@ -15,7 +15,7 @@ import torch
 from s2d.bench.timing import Timing, TimerSettings
 
 #: Sections in the order they run and print.
-SECTIONS = ("kernels", "models", "decode", "flops")
+SECTIONS = ("kernels", "models", "decode", "predict", "flops")
 
 #: Benchmark modes: "full" (the published numbers), "quick" (a few minutes on a laptop CPU),
 #: "tiny" (seconds: shrunken shapes and models, for tests).

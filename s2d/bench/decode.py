@@ -6,7 +6,7 @@ side, as Kinetics / SSv2 videos are usually stored) in full mode; shorter and sm
 and tiny modes. Frames hold moving gradients and blocks plus noise, so the codec has real work.
 Each distinct dense clip (`dense_frames` uniform frames, short side resized to
 `dense_size · 256/224`, centre crop `dense_size`) is read with `s2d.io.read_clip` through every
-available decoder (decord, PyAV).
+available decoder (decord, PyAV, torchcodec).
 """
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def encode_video(directory: Path, shape: VideoShape) -> tuple[Path, str]:
 def run(bench: Bench) -> None:
     """Encode the synthetic video, then time `read_clip` per dense-clip spec and decoder."""
     try:
-        from s2d.io import ClipSpec, decord_available, read_clip
+        from s2d.io import ClipSpec, decord_available, read_clip, torchcodec_available
     except Exception as err:
         bench.skip("decode/*", SECTION, f"s2d.io unavailable: {short_reason(err)}")
         return
@@ -102,13 +102,17 @@ def run(bench: Bench) -> None:
     tiny = bench.mode == "tiny"
     specs: dict[tuple[int, int], list[str]] = {}
     for variant in VARIANTS:
-        if variant.overrides:
-            continue  # ablations share their base model's dense clip
+        if variant.overrides or variant.optimize:
+            continue  # ablations and optimised copies share their base model's dense clip
         c = get_config(variant.model, **(TINY_OVERRIDES.get(variant.model, {}) if tiny else {}))
         specs.setdefault((c.dense_frames, c.dense_size), []).append(variant.key)
-    backends = ["pyav"] + (["decord"] if decord_available() else [])
+    backends = ["pyav"] + (["decord"] if decord_available() else []) + \
+        (["torchcodec"] if torchcodec_available() else [])
     if "decord" not in backends:
         bench.skip("decode/*/decord", SECTION, "decord is not installed")
+    if "torchcodec" not in backends:
+        bench.skip("decode/*/torchcodec", SECTION, "torchcodec is not installed, or cannot load FFmpeg's shared "
+                                                   "libraries or this torch")
     shape = VIDEO_SHAPES[bench.mode]
     with tempfile.TemporaryDirectory(prefix="s2d-bench-") as tmp:
         try:

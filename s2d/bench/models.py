@@ -6,7 +6,10 @@ normalisation, synopsis, locator, sampler, detail net. fp32 on CPU; fp32, bf16 a
 (`torch.autocast`, weights stay fp32, as mixed-precision inference usually runs).
 
 Variants: `s2dnet-tsm-sthv2` vs `tsm-r50` (both from a 32×224² dense clip), the
-linear-temporal sampler ablation of `s2dnet-tsm-sthv2`, and `s2dnet-x3d-k400` vs `x3d-m` (64×224²).
+linear-temporal sampler ablation of `s2dnet-tsm-sthv2`, and `s2dnet-x3d-k400` vs `x3d-m` (64×224²);
+then the four networks again as `optimize_for_inference` makes them (`-opt`: BatchNorm folded,
+channels-last 2D convs), with the speedups over the plain models and the S2DNet / baseline ratios
+of the optimised pair.
 Ratios (S2DNet / baseline per-video latency) are computed from the medians of this same run; the
 variants are timed interleaved (one call of each in turn), so load from other processes that
 drifts during the run affects both sides of a ratio alike.
@@ -39,6 +42,7 @@ class Variant:
     model: str
     overrides: dict[str, Any] = field(default_factory=dict)
     label: str = ""
+    optimize: bool = False  # run as `optimize_for_inference` makes it
 
 
 _TSM_TINY = dict(dense_frames=8, dense_size=64, synopsis={"frames": 4, "size": 32}, sampler={"frames": 4, "size": 32})
@@ -61,6 +65,10 @@ VARIANTS = (
             label="S2DNet TSM, linear temporal sampler"),
     Variant("s2dnet-x3d-k400", "s2dnet-x3d-k400", label="S2DNet X3D (X3D-S 8×128 / X3D-M 16×160)"),
     Variant("x3d-m", "x3d-m", label="X3D-M 16×224"),
+    Variant("s2dnet-tsm-sthv2-opt", "s2dnet-tsm-sthv2", label="S2DNet TSM, optimize_for_inference()", optimize=True),
+    Variant("tsm-r50-opt", "tsm-r50", label="TSM-R50 8×224, optimize_for_inference()", optimize=True),
+    Variant("s2dnet-x3d-k400-opt", "s2dnet-x3d-k400", label="S2DNet X3D, optimize_for_inference()", optimize=True),
+    Variant("x3d-m-opt", "x3d-m", label="X3D-M 16×224, optimize_for_inference()", optimize=True),
 )
 
 #: (numerator, denominator, label) of the per-video latency ratios reported.
@@ -68,6 +76,16 @@ RATIOS = (
     ("s2dnet-tsm-sthv2", "tsm-r50", "S2DNet-efficient / TSM-R50"),
     ("s2dnet-x3d-k400", "x3d-m", "S2DNet-X3D / X3D-M"),
     ("s2dnet-tsm-sthv2-linear", "s2dnet-tsm-sthv2", "linear / Gaussian temporal sampler"),
+    ("s2dnet-tsm-sthv2-opt", "tsm-r50-opt", "S2DNet-efficient / TSM-R50, both optimised"),
+    ("s2dnet-x3d-k400-opt", "x3d-m-opt", "S2DNet-X3D / X3D-M, both optimised"),
+)
+
+#: (optimised, plain, label) of the speedups of `optimize_for_inference` reported (plain / optimised latency).
+SPEEDUPS = (
+    ("s2dnet-tsm-sthv2-opt", "s2dnet-tsm-sthv2", "S2DNet-efficient"),
+    ("tsm-r50-opt", "tsm-r50", "TSM-R50"),
+    ("s2dnet-x3d-k400-opt", "s2dnet-x3d-k400", "S2DNet-X3D"),
+    ("x3d-m-opt", "x3d-m", "X3D-M"),
 )
 
 
@@ -88,7 +106,8 @@ def build_variant(variant: Variant, tiny: bool) -> nn.Module:
 
     overrides = merge_overrides(TINY_OVERRIDES.get(variant.model, {}), variant.overrides) if tiny else variant.overrides
     torch.manual_seed(0)
-    return s2d.create(variant.model, **overrides).eval()
+    model = s2d.create(variant.model, **overrides).eval()
+    return model.optimize_for_inference() if variant.optimize else model
 
 
 def batches_for(bench: Bench) -> tuple[int, ...]:
@@ -189,3 +208,11 @@ def run(bench: Bench) -> None:
                 bench.add(f"models/ratio/{num}_over_{den}/b{batch}/{dtype}", SECTION, "latency ratios (same run)",
                           f"{label}, batch {batch}, {dtype}", "ratio", a / b, "x", better="lower", batch=batch,
                           dtype=dtype, **extra)
+            for fast, plain, label in SPEEDUPS:
+                tf, tp = per_video.get((fast, batch, dtype)), per_video.get((plain, batch, dtype))
+                if tf is None or tp is None:
+                    continue
+                bench.add(f"models/speedup/{fast}/b{batch}/{dtype}", SECTION, "optimize_for_inference speedups (same run)",
+                          f"{label} optimised vs plain, batch {batch}, {dtype}", "speedup",
+                          tp[0].median_s / tf[0].median_s, "x", better="higher", batch=batch, dtype=dtype,
+                          p20=tp[0].p20_s / tf[0].p80_s, p80=tp[0].p80_s / tf[0].p20_s, n=min(tf[0].n, tp[0].n))

@@ -1,7 +1,12 @@
-"""`python -m s2d predict VIDEO... --model NAME`: labels for each video, pictures of where it looked.
+"""`python -m s2d predict INPUT... --model NAME`: labels for each video, pictures of where it looked.
 
-Bad files do not stop the run: each is reported as it fails and summarised at the end, and the
-exit status is 1 if any failed.
+Inputs are video files, folders (searched recursively for video files) or list files (`.txt`,
+one path a line). Worker processes decode while the model runs on batches (`s2d.predict_many`).
+`--output results.jsonl` (or `.csv`) records every video as it finishes; run the same command
+again and the videos already recorded are skipped, so an interrupted run resumes where it stopped.
+
+Bad files do not stop the run: each is reported as it fails (and recorded with its reason) and
+summarised at the end, and the exit status is 1 if any failed.
 """
 from __future__ import annotations
 
@@ -48,12 +53,39 @@ def check_vis(folder: str, stems: list[str]) -> str | None:
     return None
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("videos", nargs="+", help="video files")
+    parser.add_argument("videos", nargs="+", metavar="INPUT",
+                        help="video files, folders (searched recursively) or list files (.txt, one path a line)")
     parser.add_argument("--model", required=True, help="zoo name, hf-hub:org/repo, or a local model folder")
     parser.add_argument("--topk", type=positive_int, default=5, metavar="K",
                         help="how many labels to print per video, most probable first (default: 5)")
     parser.add_argument("--json", action="store_true", help="one JSON object per video on stdout")
+    parser.add_argument("--output", "-o", metavar="FILE",
+                        help="append one record per video to FILE (.jsonl or .csv) as it finishes; videos already "
+                             "in FILE are skipped, so running again resumes an interrupted run")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="with --output: try again the videos recorded there as failed (their records are replaced)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                        help="videos per forward pass (default: 1 on CPU, 16 on CUDA)")
+    parser.add_argument("--workers", type=non_negative_int, default=None, metavar="W",
+                        help="decoding processes running ahead of the model (default: half the CPU cores on CPU, "
+                             "up to 8 on CUDA; 0 decodes in the main process)")
+    parser.add_argument("--decoder", default="auto", choices=("auto", "decord", "torchcodec", "pyav"),
+                        help="video decoder (default: auto, decord when installed, else torchcodec when it can "
+                             "decode here, else PyAV; PyAV also reads what the others cannot)")
+    parser.add_argument("--no-optimize", dest="optimize", action="store_false",
+                        help="run the model as loaded (default: BatchNorm folded and channels-last, same outputs)")
     parser.add_argument("--vis", metavar="DIR", help="write <video>.png and <video>.gif showing the sampled regions")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--untrained", action="store_true",
@@ -81,14 +113,40 @@ def load_model(name: str, device: str, untrained: bool):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from s2d.io import VideoError
+    from s2d.batch_predict import find_videos, predict_many
+    from s2d.results import ResultsFile, path_key
 
+    if args.retry_failed and not args.output:
+        print("error: --retry-failed needs --output (the file that records the failures)", file=sys.stderr)
+        return 2
+    try:
+        results = ResultsFile(args.output, topk=args.topk) if args.output else None
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    videos = find_videos(args.videos)
+    if not videos:
+        print(f"error: no video files in {', '.join(args.videos)}", file=sys.stderr)
+        return 2
+    skipped = 0
+    if results is not None:
+        if args.retry_failed:
+            results.forget_failures()
+        done = results.done()
+        todo = [v for v in videos if path_key(v) not in done]
+        skipped = len(videos) - len(todo)
+        if skipped:
+            print(f"{args.output}: {skipped} of {len(videos)} videos already recorded, skipped", file=sys.stderr)
+        videos = todo
+        if not videos:
+            print(f"{args.output}: every video is already recorded; nothing to do", file=sys.stderr)
+            return 0
     try:
         model = load_model(args.model, args.device, args.untrained)
     except Exception as err:  # unknown name, no weights, offline: the error says what to do
         print(f"error: {err}", file=sys.stderr)
         return 2
-    stems = picture_stems(args.videos)
+    stems = picture_stems(videos)
     if args.vis:
         if model.config.kind != "s2dnet":
             print(f"error: --vis draws where an S2DNet looked; {args.model} is a {model.config.kind} model "
@@ -103,34 +161,40 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: untrained weights ({why}) - the labels below are meaningless", file=sys.stderr)
     keep_detail = bool(args.vis) and model.config.kind == "s2dnet"
     failures: list[tuple[str, str]] = []
-    for path, stem in tqdm(list(zip(args.videos, stems)), desc="predict", unit="video",
-                           disable=len(args.videos) < 2, file=sys.stderr):
-        try:
-            pred = _predict(model, path, args.topk, args.device, keep_detail)
-        except VideoError as err:
-            failures.append((path, err.reason))
-            tqdm.write(f"skipped {path}: {err.reason}", file=sys.stderr)
-            continue
-        if args.json:
-            print(json.dumps(pred.to_dict()))
-        else:
-            _print(pred)
-        if keep_detail:
-            from s2d.viz import save_visualisation
-            for p in save_visualisation(pred, model.config, args.vis, stem=stem):
-                print(f"  wrote {p}", file=sys.stderr if args.json else sys.stdout)
+    preds = predict_many(model, videos, topk=args.topk, batch_size=args.batch_size, workers=args.workers,
+                         device=args.device, optimize=args.optimize, backend=args.decoder, keep_detail=keep_detail,
+                         progress=len(videos) > 1)
+    pending: list[dict] = []
+    try:
+        for pred, stem in zip(preds, stems):
+            if results is not None:
+                pending.append(pred.to_dict())
+                if len(pending) >= (args.batch_size or 1):
+                    results.append(pending)
+                    pending = []
+            if pred.error is not None:
+                failures.append((pred.path, pred.error))
+                tqdm.write(f"skipped {pred.path}: {pred.error}", file=sys.stderr)
+                continue
+            if args.json:
+                print(json.dumps(pred.to_dict()), flush=True)
+            elif results is None:
+                _print(pred)
+            if keep_detail:
+                from s2d.viz import save_visualisation
+                for p in save_visualisation(pred, model.config, args.vis, stem=stem):
+                    print(f"  wrote {p}", file=sys.stderr if args.json else sys.stdout)
+    finally:  # Ctrl-C or a crash: what finished is on disk, the next run picks up from there
+        if results is not None:
+            results.append(pending)
+    if results is not None:
+        print(f"{args.output}: {len(videos)} videos recorded ({len(failures)} failed)", file=sys.stderr)
     if failures:
-        print(f"{len(failures)} of {len(args.videos)} videos failed:", file=sys.stderr)
+        print(f"{len(failures)} of {len(videos)} videos failed:", file=sys.stderr)
         for path, reason in failures:
             print(f"  {path}: {reason}", file=sys.stderr)
         return 1
     return 0
-
-
-def _predict(model, path, topk, device, keep_detail):
-    from s2d.predict import predict
-
-    return predict(model, path, topk=topk, device=device, keep_detail=keep_detail)
 
 
 def _print(pred) -> None:

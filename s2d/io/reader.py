@@ -1,7 +1,8 @@
 """`read_clip` and `probe`: pick a decoder, check the file and its header, then decode.
 
-`backend="auto"` uses decord when it is installed and can read the file, and PyAV otherwise, so
-a damaged file still yields the frames that really decode.
+`backend="auto"` uses decord when it is installed, else torchcodec when it can decode here
+(decord has no wheels for Python >= 3.12), and PyAV when neither can read the file, so a
+damaged file still yields the frames that really decode.
 """
 from __future__ import annotations
 
@@ -18,17 +19,23 @@ from s2d.io.limits import DEFAULT_TIMEOUT_S, Deadline, VideoError, check_file, t
 from s2d.io.pyav_decoder import decoded_frames, frame_count, open_container, read_header
 from s2d.io.pyav_decoder import read_frames as pyav_read_frames
 from s2d.io.spec import Clip, ClipSpec, VideoInfo, crop
+from s2d.io.torchcodec_decoder import TorchCodecFailed, torchcodec_available
+from s2d.io.torchcodec_decoder import read_frames as torchcodec_read_frames
 
-Backend = Literal["auto", "decord", "pyav"]
+Backend = Literal["auto", "decord", "torchcodec", "pyav"]
+BACKENDS = ("auto", "decord", "torchcodec", "pyav")
 
 
 def _resolve_backend(backend: str) -> str:
-    if backend not in ("auto", "decord", "pyav"):
-        raise ValueError(f"backend must be 'auto', 'decord' or 'pyav', got {backend!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(repr(b) for b in BACKENDS)}, got {backend!r}")
     if backend == "decord" and not decord_available():
         raise ImportError("backend='decord' needs the decord package (pip install decord)")
+    if backend == "torchcodec" and not torchcodec_available():
+        raise ImportError("backend='torchcodec' needs the torchcodec package built for this torch (pip install "
+                          "torchcodec) and FFmpeg's shared libraries (e.g. apt install ffmpeg)")
     if backend == "auto":
-        return "decord" if decord_available() else "pyav"
+        return "decord" if decord_available() else "torchcodec" if torchcodec_available() else "pyav"
     return backend
 
 
@@ -49,8 +56,9 @@ def read_clip(path: str | os.PathLike, spec: ClipSpec, *, backend: Backend = "au
     choices (stride start, random crop) come from `rng`, or from Python's global `random` when
     `rng` is None (which DataLoader seeds differently in every worker).
 
-    `backend="auto"` uses decord when installed and falls back to PyAV when decord cannot read
-    the file; PyAV decodes sequentially, so reading late frames of long videos is slower.
+    `backend="auto"` uses decord when installed (else torchcodec when it can decode here) and
+    falls back to PyAV when that decoder cannot read the file; PyAV decodes sequentially, so
+    reading late frames of long videos is slower.
     `max_pixels` (default `DEFAULT_MAX_PIXELS`) refuses enormous frames before decoding,
     `max_frames` (default `DEFAULT_MAX_FRAMES`) caps the frame count and `timeout_s` bounds the
     wall-clock time of the whole read (None: unbounded).
@@ -65,24 +73,25 @@ def read_clip(path: str | os.PathLike, spec: ClipSpec, *, backend: Backend = "au
 
     with open_container(path, deadline) as container:  # header checks come before any decoding
         header = read_header(container, path, max_pixels)
-        pyav_count = None if chosen == "decord" else frame_count(container, header, path, deadline, max_frames)
+        pyav_count = None if chosen != "pyav" else frame_count(container, header, path, deadline, max_frames)
 
     frames: torch.Tensor | None = None  # the distinct frames, already resized
-    decord_error = None
-    if chosen == "decord":
+    decoder_error = None
+    if chosen != "pyav":
+        read_frames = decord_read_frames if chosen == "decord" else torchcodec_read_frames
         try:
-            frames, indices, distinct, n, fps = decord_read_frames(path, spec, rng, deadline, max_frames)
-            used = "decord"
-        except DecordFailed as err:
-            if backend == "decord":
-                raise VideoError(path, f"decord cannot read it ({err})") from None
-            decord_error = str(err)
+            frames, indices, distinct, n, fps = read_frames(path, spec, rng, deadline, max_frames)
+            used = chosen
+        except (DecordFailed, TorchCodecFailed) as err:
+            if backend == chosen:
+                raise VideoError(path, f"{chosen} cannot read it ({err})") from None
+            decoder_error = f"{chosen}: {err}"
     if frames is None:
         if pyav_count is None:
             with open_container(path, deadline) as container:
                 pyav_count = frame_count(container, header, path, deadline, max_frames)
         if pyav_count == 0:
-            detail = f" (decord: {decord_error})" if decord_error else ""
+            detail = f" ({decoder_error})" if decoder_error else ""
             raise VideoError(path, f"the video stream has no frames{detail}")
         frames, indices, distinct, n = pyav_read_frames(path, spec, rng, pyav_count, deadline, max_frames)
         fps, used = header.fps, "pyav"
@@ -102,7 +111,8 @@ def probe(path: str | os.PathLike, *, backend: Backend = "auto", decode: bool = 
     """Frame count, frame rate and frame size of a video, checking that it can be read.
 
     Without `decode` the count comes from the chosen backend's index (decord counts packets,
-    PyAV trusts the container header, counting packets when the header is silent), which is cheap.
+    PyAV trusts the container header, counting packets when the header is silent; torchcodec
+    probes through PyAV), which is cheap.
     With `decode=True` every frame is decoded with PyAV (bounded by `max_frames` and
     `timeout_s`) and the count is the number of frames that really decode, which catches
     truncated and corrupt files; the reported backend is then "pyav".

@@ -69,7 +69,7 @@ class Clip:
     - `path`: the file read.
     - `video_frames`: frames in the video the indices were drawn from; when the container
       promises more frames than decode, this is the number that really decoded.
-    - `backend`: `"decord"` or `"pyav"`, whichever produced the frames.
+    - `backend`: `"decord"`, `"torchcodec"` or `"pyav"`, whichever produced the frames.
     """
 
     frames: torch.Tensor
