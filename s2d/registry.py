@@ -43,11 +43,11 @@ MODELS: dict[str, S2DConfig | BaselineConfig] = {
                             dense_frames=64, dense_size=224, mean=KINETICS_MEAN, std=KINETICS_STD),
     # The synthetic detail benchmark (s2d.synth, bench/synthetic): tiny X3D synopsis 4×32² and detail
     # 8×32² from 16×128² clips; no dropout and a 16-d context, sized for the tiny nets; videos are
-    # read at their pixel scale (the glyphs are defined per pixel). Three documented departures from
+    # read at their pixel scale (the glyphs are defined per pixel). Four documented departures from
     # the official numerics, each measured in bench/synthetic/results.md: the locator reads the
-    # synopsis' 4×4 res3 map (its last map is 1×1 at 32²), the sampler's spatial σ is 0.5 px, and the
-    # window learns from smoothed loss differences (s2d.smoothing); its zoom is fixed (1.75 px), so
-    # placing it is the only way to see more.
+    # synopsis' 4×4 res3 map (its last map is 1×1 at 32²), the sampler's spatial σ is 0.5 px, the
+    # window learns from smoothed loss differences (s2d.smoothing), and the zoom is fixed at 1.75 px
+    # (locator.fixed_stride_px), so placement is the locator's only lever.
     "s2dnet-x3d-synth": S2DConfig(
         num_classes=16, labels="synth16", dense_frames=16, dense_size=128,
         synopsis=SynopsisConfig("x3d_tiny", frames=4, size=32, dropout=0.0, context_dropout=0.0),

@@ -41,7 +41,8 @@ from s2d.locator import Locator
 from s2d.sampling import window_params
 from s2d.synopsis import map_size
 from s2d_kernels.context import topk_vector
-from s2d.synth import SyntheticDetailDataset, where_it_looked
+from s2d.synth import SyntheticDetailDataset
+from s2d.synth_views import where_it_looked
 
 #: Window offsets (px, along x) probed in (a), and start distances of (b).
 OFFSETS = tuple(range(-24, 25, 2))

@@ -45,7 +45,8 @@ from s2d.data import collate
 from s2d.train import train
 from s2d.train.recipes import synth_recipe
 from s2d.sampling import window_params
-from s2d.synth import CLASSES, LABEL_LIST, SyntheticDetailDataset, where_it_looked
+from s2d.synth import CLASSES, LABEL_LIST, SyntheticDetailDataset
+from s2d.synth_views import where_it_looked
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent

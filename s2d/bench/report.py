@@ -1,9 +1,5 @@
-"""Reporting: run metadata, the JSON document, `--base` comparison and the markdown tables.
-
-The JSON layout is described in `s2d.bench` (schema 1). Markdown output has a header (machine,
-threads, date, commit, versions), one table per group of every section, summary tables for the
-FLOP counts against the published numbers, the list of skipped measurements and the notes.
-"""
+"""Reporting: run metadata, the JSON document (schema 1, described in `s2d.bench`) and the
+`--base` comparison. The markdown tables are rendered by `s2d.bench.markdown`."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -210,6 +206,7 @@ def apply_base(rows: list[dict[str, Any]], base: dict[str, Any], base_path: str)
     return {"path": str(base_path), "date": meta.get("date"), "git": meta.get("git"),
             "device": (meta.get("device") or {}).get("name"), "mode": meta.get("mode"),
             "matched_rows": matched, "unmatched_rows": len(rows) - matched}
+<<<<<<< HEAD
 
 
 # -- markdown ----------------------------------------------------------------------------------
@@ -473,3 +470,5 @@ def render_markdown(doc: dict[str, Any]) -> str:
     if meta.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in meta["notes"]]
     return "\n".join(lines) + "\n"
+=======
+>>>>>>> arch

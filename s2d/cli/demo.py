@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from s2d.clip import clip_spec
     from s2d.io import read_clip
     from s2d.predict import predict
-    from s2d.synth import CLASSES, SyntheticDetailDataset, where_it_looked, write_video
+    from s2d.synth import CLASSES, SyntheticDetailDataset, write_video
+    from s2d.synth_views import where_it_looked
     from s2d.viz import save_visualisation
     from s2d.zoo import load
     from s2d.zoo_errors import ZooError
@@ -121,7 +122,7 @@ def evaluate(model, data, indices, device: str = "cpu", centre_crop: bool = Fals
 
     from s2d.clip import channels_first
     from s2d.data import collate
-    from s2d.synth import where_it_looked
+    from s2d.synth_views import where_it_looked
 
     config = model.config
     was_frozen = model.freeze_sampler
