@@ -152,7 +152,8 @@ def kernels_summary(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-SECTION_TITLES = {"kernels": "Kernels", "models": "Models", "decode": "Decode", "flops": "FLOPs and parameters"}
+SECTION_TITLES = {"kernels": "Kernels", "models": "Models", "decode": "Decode", "predict": "Predict (end to end)",
+                  "flops": "FLOPs and parameters"}
 
 
 #: Fewer timed runs than this make a median a rough indication only.
@@ -238,6 +239,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
             lines += [f"- `{k}`: {v}" for k, v in seen.items()]
         if section == "decode" and "decode" in shape:
             lines.append(f"- synthetic video: {shape['decode']}")
+        if section == "predict" and "predict" in shape:
+            lines.append(f"- {shape['predict']}")
         if not sec_rows:
             lines.append("_No measurements (see skipped)._")
         if section == "kernels" and sec_rows:
