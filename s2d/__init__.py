@@ -20,8 +20,9 @@ _EXPORTS: dict[str, str] = {
                      "SamplerConfig", "SynopsisConfig", "FUSION_ABLATIONS"], "s2d.config"),
     **dict.fromkeys(["S2DNet", "S2DOutput"], "s2d.model"),
     "VideoClassifier": "s2d.baseline",
-    **dict.fromkeys(["build_model", "create", "get_config", "list_models"], "s2d.registry"),
-    "load": "s2d.zoo",
+    **dict.fromkeys(["get_config", "list_models"], "s2d.registry"),
+    "build_model": "s2d.builder",
+    **dict.fromkeys(["create", "load"], "s2d.zoo"),
     **dict.fromkeys(["predict_many", "find_videos"], "s2d.batch_predict"),
     "optimize_for_inference": "s2d.optimize",
 }

@@ -7,10 +7,9 @@ import torch
 from torch import nn
 
 from s2d.backbones import build_backbone, run_backbone
+from s2d.clip import check_clip, uniform_view
 from s2d.config import BaselineConfig
-from s2d.hub import S2DHubMixin
-from s2d.synopsis import resize_nearest, uniform_sample
-from s2d_kernels.sampler import normalize_frames
+from s2d.pretrained import PretrainedMixin
 
 
 @dataclass
@@ -18,9 +17,11 @@ class BaselineOutput:
     logits: torch.Tensor  # [B, K]
 
 
-class VideoClassifier(nn.Module, S2DHubMixin):
+class VideoClassifier(nn.Module, PretrainedMixin):
     """`frames` uniform frames of the dense clip, resized to `size` (nearest), one backbone,
     a per-frame classifier averaged over time (TSM) or a clip classifier (X3D)."""
+
+    config_kind = "baseline"
 
     def __init__(self, config: BaselineConfig):
         super().__init__()
@@ -34,12 +35,9 @@ class VideoClassifier(nn.Module, S2DHubMixin):
             self.labels = load_labels(config.labels)
 
     def forward(self, frames: torch.Tensor, num_frames: torch.Tensor | None = None) -> BaselineOutput:
-        from s2d.model import check_clip
-
         c = self.config
         num_frames = check_clip(frames, num_frames)
-        clip = uniform_sample(frames, num_frames, c.frames)
-        clip = resize_nearest(normalize_frames(clip, c.mean, c.std), c.size)
+        clip = uniform_view(frames, num_frames, c.frames, c.size, c.mean, c.std)
         B, T = clip.shape[:2]
         x = clip.reshape(B * T, *clip.shape[2:]) if self.backbone.layout == "frames" else clip.transpose(1, 2)
         _, pooled = run_backbone(self.backbone, x)

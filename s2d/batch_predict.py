@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader
 
 from s2d.data import VideoDataset, collate
 from s2d.io import DEFAULT_TIMEOUT_S, VIDEO_EXTENSIONS, VideoError
-from s2d.predict import Prediction, check_topk, clip_spec, prediction_from_outputs
+from s2d.clip import clip_spec
+from s2d.predict import Prediction, check_topk, prediction_from_outputs
 from s2d.results import path_key
 
 __all__ = ["predict_many", "find_videos", "default_workers", "default_batch_size", "LIST_SUFFIXES"]
@@ -147,8 +148,6 @@ def predict_many(model: nn.Module, videos: Iterable[str | os.PathLike], *, topk:
     decoding workers leave, at least one; torch's setting is restored afterwards): a decoder and
     a model thread sharing one core stall every parallel region of the model.
     """
-    from s2d.model import S2DNet
-
     check_topk(topk)
     paths = [os.fspath(v) for v in videos]
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -169,7 +168,7 @@ def predict_many(model: nn.Module, videos: Iterable[str | os.PathLike], *, topk:
                      timeout_s=timeout_s)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate,
                         pin_memory=device.type == "cuda", prefetch_factor=2 if workers else None)
-    extra = {"return_detail": True} if keep_detail and isinstance(net, S2DNet) else {}
+    extra = {"return_detail": True} if keep_detail and net.config.kind == "s2dnet" else {}
 
     def autocast() -> contextlib.AbstractContextManager:
         return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()

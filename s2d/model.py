@@ -18,16 +18,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from s2d.clip import check_clip, uniform_view
 from s2d.config import S2DConfig
 from s2d.detail import DetailNet
 from s2d.fusion import ContextEncoder
-from s2d.hub import S2DHubMixin
 from s2d.locator import Locator
+from s2d.pretrained import PretrainedMixin
 from s2d.sampling import DetailSampler, SamplingWindow, centre_crop_params, fixed_stride
 from s2d.smoothing import ShiftProbe, moved, random_signs, surrogate_loss, window_of
-from s2d.synopsis import SynopsisNet, map_size, resize_nearest, uniform_sample
+from s2d.synopsis import SynopsisNet, map_size
 from s2d_kernels.backend import resolve_backend
-from s2d_kernels.sampler import RawSampling, normalize_frames
+from s2d_kernels.sampler import RawSampling
 
 
 @dataclass
@@ -44,35 +45,10 @@ class S2DOutput:
     shift_probe: ShiftProbe | None = None  # training with locator.gradient="smoothed"
 
 
-def check_clip(frames: torch.Tensor, num_frames: torch.Tensor | None, min_batch: int = 1) -> torch.Tensor:
-    """Validate a dense clip batch and return `num_frames` (all frames valid when None).
-
-    `min_batch` is 2 for a model in training mode whose BatchNorm needs statistics over videos."""
-    if not isinstance(frames, torch.Tensor):
-        raise TypeError(f"frames must be a torch.Tensor [B, T, 3, H, W], got {type(frames).__name__}")
-    if frames.dim() != 5 or frames.shape[2] != 3:
-        raise ValueError(f"frames must be [B, T, 3, H, W], got shape {tuple(frames.shape)}")
-    if frames.numel() == 0:
-        raise ValueError(f"frames has an empty dimension (shape {tuple(frames.shape)}); B, T, H and W must be >= 1")
-    if frames.dtype not in (torch.uint8, torch.float32):
-        raise TypeError(f"frames must be uint8 (0..255, normalised by the model) or float32 (already normalised "
-                        f"with the model's mean and std), got {frames.dtype}")
-    B, T = frames.shape[:2]
-    if B < min_batch:
-        raise ValueError(f"a model in training mode needs at least {min_batch} videos per batch (its BatchNorm "
-                         f"takes statistics over them), got {B}; call model.eval() to classify one video")
-    if num_frames is None:
-        return torch.full((B,), T, dtype=torch.long, device=frames.device)
-    num_frames = torch.as_tensor(num_frames, device=frames.device).long().view(-1)
-    if num_frames.shape != (B,):
-        raise ValueError(f"num_frames must have one entry per video ({B}), got shape {tuple(num_frames.shape)}")
-    if bool((num_frames < 1).any()) or bool((num_frames > T).any()):
-        raise ValueError(f"num_frames must lie in [1, {T}], got {num_frames.tolist()}")
-    return num_frames
-
-
-class S2DNet(nn.Module, S2DHubMixin):
+class S2DNet(nn.Module, PretrainedMixin):
     """The synopsis-to-detail network of Liang et al., ECCV 2022."""
+
+    config_kind = "s2dnet"
 
     def __init__(self, config: S2DConfig):
         super().__init__()
@@ -121,9 +97,8 @@ class S2DNet(nn.Module, S2DHubMixin):
     # -- forward -------------------------------------------------------------------------------
     def synopsis_clip(self, frames: torch.Tensor, num_frames: torch.Tensor) -> torch.Tensor:
         """The SNet input: uniform frames, normalised, resized (nearest) to the synopsis size."""
-        clip = uniform_sample(frames, num_frames, self.config.synopsis.frames)
-        clip = normalize_frames(clip, self.config.mean, self.config.std)
-        return resize_nearest(clip, self.config.synopsis.size)
+        c = self.config
+        return uniform_view(frames, num_frames, c.synopsis.frames, c.synopsis.size, c.mean, c.std)
 
     def forward(self, frames: torch.Tensor, num_frames: torch.Tensor | None = None,
                 return_detail: bool = False, look_at: RawSampling | None = None) -> S2DOutput:

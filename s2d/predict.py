@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from s2d.clip import channels_first, clip_spec
+
 
 @dataclass
 class Prediction:
@@ -36,17 +38,6 @@ class Prediction:
         return d
 
 
-def clip_spec(config):
-    """The `ClipSpec` a model's config asks for: dense frames spread over the whole video,
-    short side scaled by the config's `resize_ratio` (256/224 of the crop, the usual test-time
-    resize, unless the config says otherwise), centre crop."""
-    from s2d.io import ClipSpec
-
-    size = config.dense_size
-    ratio = getattr(config, "resize_ratio", 256 / 224)
-    return ClipSpec(num_frames=config.dense_frames, short_side=max(size, round(size * ratio)), crop_size=size)
-
-
 def class_names(model: nn.Module) -> list[str]:
     labels = getattr(model, "labels", None)
     return list(labels) if labels else [f"class {i}" for i in range(model.config.num_classes)]
@@ -64,8 +55,6 @@ def predict(model: nn.Module, video: str | os.PathLike | torch.Tensor, topk: int
     """Classify one video: a file path (decoded with `s2d.io.read_clip`) or a uint8 clip
     `[T, H, W, 3]` already at the model's dense size. Runs in eval mode on `device`
     (default: the model's). `keep_detail` keeps V̂ in `outputs.detail` (for `s2d.viz`)."""
-    from s2d.model import S2DNet
-
     check_topk(topk)
     path = None
     if isinstance(video, (str, os.PathLike)):
@@ -88,8 +77,8 @@ def predict(model: nn.Module, video: str | os.PathLike | torch.Tensor, topk: int
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     try:
-        x = frames.permute(0, 3, 1, 2)[None].to(device)
-        extra = {"return_detail": True} if keep_detail and isinstance(model, S2DNet) else {}
+        x = channels_first(frames)[None].to(device)
+        extra = {"return_detail": True} if keep_detail and model.config.kind == "s2dnet" else {}
         out = model(x, torch.tensor([n], device=device), **extra)
     finally:
         model.train(was_training)

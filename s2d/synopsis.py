@@ -1,45 +1,15 @@
-"""Synopsis net (SNet): a few low-resolution frames → action logits, a feature map and a pooled g."""
+"""Synopsis net (SNet): a few low-resolution frames → action logits, a feature map and a pooled g.
+
+Its input is `s2d.clip.uniform_view` of the dense clip."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from s2d.backbones import build_backbone, run_backbone
 from s2d.config import SynopsisConfig
-
-
-def uniform_indices(num_frames: torch.Tensor, count: int) -> torch.Tensor:
-    """`[B, count]` frame indices `linspace(0, n-1, count)` truncated, per video's valid length n.
-
-    Vectorised replica of `torch.linspace`'s float32 arithmetic (step from both ends, meeting
-    halfway), so the indices equal the official per-video `linspace(...).long()` bit for bit.
-    """
-    end = num_frames.to(torch.float32)[:, None] - 1
-    if count == 1:
-        return torch.zeros_like(end, dtype=torch.long)
-    i = torch.arange(count, device=num_frames.device)
-    step = end / (count - 1)
-    values = torch.where(i < count // 2, step * i.to(torch.float32), end - step * (count - 1 - i).to(torch.float32))
-    return values.long()
-
-
-def uniform_sample(frames: torch.Tensor, num_frames: torch.Tensor, count: int) -> torch.Tensor:
-    """Gather `count` uniformly spread frames of each video: `[B, T, ...]` → `[B, count, ...]`."""
-    idx = uniform_indices(num_frames, count)
-    return torch.gather(frames, 1, idx.view(*idx.shape, *([1] * (frames.dim() - 2))).expand(
-        -1, -1, *frames.shape[2:]))
-
-
-def resize_nearest(x: torch.Tensor, size: int) -> torch.Tensor:
-    """`[B, T, C, H, W]` → `[B, T, C, size, size]` with the legacy `nearest` mode (official SNet input)."""
-    B, T = x.shape[:2]
-    if x.shape[-2:] == (size, size):
-        return x
-    y = F.interpolate(x.reshape(B * T, *x.shape[2:]), size=size)
-    return y.view(B, T, *y.shape[1:])
 
 
 @dataclass

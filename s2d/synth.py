@@ -30,9 +30,9 @@ stride a multiple of the period, every sample of the glyph lands on the same til
 the reduced frame shows a flat square of one of A, B, C, D. The tile's phase is uniformly
 random per clip, so that colour is uniformly distributed whatever the glyph. The glyph is only
 shown while the object stands still, so every reduced frame of a clip hits the same tile
-position: no combination of frames carries the glyph either. (`no_leak_check` verifies exactly
-this by enumerating all 16 phases.) The guarantee needs `resolution / reduced size` to be a
-multiple of 4, as 128 → 32 is. A network on such frames can name the colour (the coarse group)
+position: no combination of frames carries the glyph either. (`s2d.synth_views.no_leak_check`
+verifies exactly this by enumerating all 16 phases.) The guarantee needs `resolution / reduced
+size` to be a multiple of 4, as 128 → 32 is. A network on such frames can name the colour (the coarse group)
 and nothing more: chance among the four glyphs, 25% top-1 at best.
 
 Why the full-resolution clip does carry it
@@ -57,7 +57,7 @@ each class once (in a seeded order).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
@@ -67,8 +67,7 @@ import torch
 from torch.utils.data import Dataset
 
 __all__ = ["CLASSES", "DIRECTIONS", "GLYPHS", "GLYPH_PERIOD", "LABEL_LIST", "OBJECTS", "SPLITS", "ClipParams",
-           "SyntheticDetailDataset", "glyph_tile", "no_leak_check", "nearest_view", "render_clip",
-           "sample_params", "where_it_looked", "write_label_list", "write_video"]
+           "SyntheticDetailDataset", "glyph_tile", "render_clip", "sample_params", "write_label_list", "write_video"]
 
 #: Coarse classes: the object's colour.
 OBJECTS: tuple[str, ...] = ("red object", "green object", "blue object", "yellow object")
@@ -333,83 +332,6 @@ class SyntheticDetailDataset(Dataset):
     def labels(self) -> list[int]:
         """Every sample's label, without rendering any clip."""
         return [_label_for(self.seed, SPLITS[self.split], i, len(CLASSES)) for i in range(self.size)]
-
-
-# --------------------------------------------------------------------------------------------
-# What a reduced view sees
-
-
-def nearest_view(frames: torch.Tensor, count: int, size: int) -> torch.Tensor:
-    """The frames a reduced network reads: `count` uniform frames (the synopsis rule) resized to
-    `size` with the legacy nearest mode, as uint8 `[count, 3, size, size]` (the normalisation
-    the models apply afterwards is per-channel affine and changes nothing here)."""
-    from s2d.synopsis import resize_nearest, uniform_sample
-
-    clip = frames.permute(0, 3, 1, 2)[None]
-    clip = uniform_sample(clip, torch.tensor([frames.shape[0]]), count)
-    return resize_nearest(clip.float(), size)[0].round().to(torch.uint8)
-
-
-def no_leak_check(params: ClipParams, frames: int, resolution: int, views: Sequence[tuple[int, int]]) -> bool:
-    """Whether reduced views are blind to the glyph; `views` lists `(count, size)` pairs, each
-    meaning `count` uniform frames nearest-resized to `size` (see `nearest_view`).
-
-    For each glyph, renders the clip under all 16 tile phases (every other choice, noise
-    included, fixed) and collects each view's reduced clips. A view is blind when these
-    collections are the same multiset for every glyph: then, with the phase uniform, every glyph
-    induces exactly the same distribution of reduced clips, and no classifier of the reduced clip
-    can beat chance among the glyphs. A stride that is not a multiple of the glyph period, or
-    glyphs with different colour sets, make the check fail.
-    """
-    seen: list[list[list[bytes]]] = [[[] for _ in views] for _ in GLYPHS]
-    for glyph in range(len(GLYPHS)):
-        for px in range(GLYPH_PERIOD):
-            for py in range(GLYPH_PERIOD):
-                clip = torch.from_numpy(render_clip(replace(params, glyph=glyph, phase=(px, py)), frames, resolution))
-                for v, (count, size) in enumerate(views):
-                    seen[glyph][v].append(nearest_view(clip, count, size).numpy().tobytes())
-    multisets = [[sorted(per_view) for per_view in per_glyph] for per_glyph in seen]
-    return all(m == multisets[0] for m in multisets[1:])
-
-
-# --------------------------------------------------------------------------------------------
-# Where a model looked
-
-
-def where_it_looked(sampling: Any, truth: Sequence[ClipParams], dense_frames: int, sampler_size: int,
-                    max_stride: float = 2.0) -> list[dict[str, Any]]:
-    """Score an S2DNet's sampling (`S2DOutput.params`, a `SamplingWindow`) against ground truth.
-
-    Per clip and detail frame j: the input frame nearest the frame's temporal grid point μ_t(j),
-    its spatial stride, and whether it is *on the glyph*: stride at most `max_stride` px (2 px
-    resolves the period-4 glyph: two samples per period) with the object's glyph area (the interior)
-    inside the region the frame covers (`s2d.sampling.sampled_box`, what the pictures draw).
-    Returns one dict per clip with `frames` (source frame per detail frame), `stride` (px),
-    `on_object` (bools) and `glyph_shown` (whether that source frame shows the glyph).
-    """
-    from s2d.sampling import sampled_box
-
-    T_d = sampling.centre_x.shape[1]
-    j = torch.arange(T_d, dtype=torch.float32) - (T_d - 1) / 2
-    mu_t = sampling.centre_t.detach().float().cpu()[:, None] + j * sampling.stride_t.detach().float().cpu()[:, None]
-    boxes = sampled_box(sampling, sampler_size).detach().float().cpu()  # [B, T_d, 4]
-    sx, sy = sampling.stride_x.detach().float().cpu(), sampling.stride_y.detach().float().cpu()
-    out = []
-    for b, p in enumerate(truth):
-        frames, strides, on, shown = [], [], [], []
-        for k in range(T_d):
-            t = int(min(max(round(float(mu_t[b, k])), 0), dense_frames - 1))
-            x0, y0, x1, y1 = p.box(t)
-            gx0, gy0, gx1, gy1 = x0 + BORDER, y0 + BORDER, x1 - BORDER - 1, y1 - BORDER - 1
-            bx0, by0, bx1, by1 = (float(v) for v in boxes[b, k])
-            inside = bx0 <= gx0 and gx1 <= bx1 and by0 <= gy0 and gy1 <= by1
-            stride = max(float(sx[b, k]), float(sy[b, k]))
-            frames.append(t)
-            strides.append(stride)
-            on.append(bool(inside and stride <= max_stride))
-            shown.append(p.glyph_visible(t))
-        out.append({"frames": frames, "stride": strides, "on_object": on, "glyph_shown": shown})
-    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -78,11 +78,6 @@ def has_weights(name: str) -> bool:
     return name in load_index()
 
 
-def get_entry(name: str) -> ZooEntry | None:
-    """The index entry of `name`, or None when nothing is published."""
-    return load_index().get(name)
-
-
 def format_index(entries: dict[str, ZooEntry]) -> str:
     """The index file's text: sorted names, two-space indent, trailing newline."""
     return json.dumps({n: entries[n].to_dict() for n in sorted(entries)}, indent=2) + "\n"

@@ -239,7 +239,7 @@ def test_config_bad_value_names_the_key(change, pattern):
 
 
 def test_config_file_error_names_the_file_and_the_key(files):
-    from s2d.hub import ConfigFileError
+    from s2d.zoo_errors import ConfigFileError
 
     with pytest.raises(ConfigFileError, match=r"bad_config/config.json is not a valid s2d model config: "
                                               r"num_classes must be an integer"):
@@ -247,7 +247,7 @@ def test_config_file_error_names_the_file_and_the_key(files):
 
 
 def test_nan_weights_are_refused_at_load(files):
-    from s2d.hub import CorruptWeightsError
+    from s2d.zoo_errors import CorruptWeightsError
 
     with pytest.raises(CorruptWeightsError, match=r"tensors hold NaN or infinite values \(.*\)"):
         s2d.load(str(files["nan_model"]))

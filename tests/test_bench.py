@@ -10,7 +10,8 @@ import torch
 
 from s2d.bench import main
 from s2d.bench.context import SECTIONS
-from s2d.bench.report import SCHEMA, apply_base, fmt, render_markdown, validate_document
+from s2d.bench.markdown import fmt, render_markdown
+from s2d.bench.report import SCHEMA, apply_base, validate_document
 from s2d.bench.timing import TimerSettings, quantile, time_phases
 
 ROW_KEYS = {"id", "section", "group", "name", "metric", "value", "unit", "better"}
@@ -178,7 +179,7 @@ def _doc(n: int, load: float, probe: float, p20: float, p80: float) -> dict:
 
 
 def test_reliability_warnings_name_each_cause() -> None:
-    from s2d.bench.report import reliability_warnings
+    from s2d.bench.markdown import reliability_warnings
 
     assert reliability_warnings(_doc(n=10, load=0.1, probe=0.05, p20=9.5, p80=10.5)) == []
     few, busy, probe, wide = (reliability_warnings(d) for d in (

@@ -60,10 +60,11 @@ def test_uniform_indices_follow_synopsis_linspace(n: int, t: int) -> None:
 
 
 def test_uniform_indices_match_the_model_sampler() -> None:
-    synopsis = pytest.importorskip("s2d.synopsis")
+    from s2d.clip import uniform_indices
+
     for t in (1, 2, 3, 8, 16, 32):
         lengths = torch.arange(t, 400)
-        expected = synopsis.uniform_indices(lengths, t)
+        expected = uniform_indices(lengths, t)
         got = torch.tensor([clip_indices(int(n), spec(t))[0] for n in lengths])
         assert torch.equal(got, expected), t
 

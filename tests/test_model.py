@@ -11,7 +11,7 @@ from conftest import tiny_overrides
 from s2d.backbones import temporal_shift
 from s2d.flops import count_params, measure
 from s2d.sampling import centre_crop_params
-from s2d.synopsis import uniform_indices
+from s2d.clip import uniform_indices
 from s2d_kernels.context import topk_vector
 from s2d_kernels.fusion import context_bias, context_fusion, context_fusion_split
 from s2d_kernels.sampler import filterbank_sample_dense, normalize_frames

@@ -271,7 +271,7 @@ def _snippet_pretrained(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     """Placeholders filled in: the shipped zoo model, pushed to a local Hub server."""
     from hub_server import LocalHub, use_local_hub
 
-    import huggingface_hub.hub_mixin
+    import huggingface_hub
 
     hub = LocalHub().start()
 
@@ -285,7 +285,7 @@ def _snippet_pretrained(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         def upload_folder(self, repo_id, folder_path, **kwargs):
             return argparse.Namespace(oid=hub.commit_folder(repo_id, folder_path), commit_url=None)
 
-    monkeypatch.setattr(huggingface_hub.hub_mixin, "HfApi", UploadsToLocalHub)
+    monkeypatch.setattr(huggingface_hub, "HfApi", UploadsToLocalHub)
     try:
         use_local_hub(monkeypatch, hub, tmp_path / "hf")
         monkeypatch.chdir(tmp_path)

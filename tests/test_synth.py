@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from s2d.data import collate
-from s2d.synth import (CLASSES, GLYPH_PERIOD, GLYPHS, LABEL_LIST, SyntheticDetailDataset, glyph_tile, nearest_view,
-                       no_leak_check, render_clip, sample_params, write_video)
+from s2d.synth import (CLASSES, GLYPH_PERIOD, GLYPHS, LABEL_LIST, SyntheticDetailDataset, glyph_tile, render_clip,
+                       sample_params, write_video)
+from s2d.synth_views import nearest_view, no_leak_check
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "synthetic" / "results.json"

@@ -16,10 +16,12 @@ import torch
 import s2d
 from hub_server import LocalHub, set_offline, use_local_hub
 from s2d import zoo
-from s2d.cards import DATASETS, card_numbers, measure_config, render_config, render_zoo_card, sync_cards
+from s2d.cards import DATASETS, card_numbers, render_config
 from s2d.flops import count_params
 from s2d.zoo import (ChecksumError, CorruptWeightsError, HubError, NoWeightsError, UnknownModelError,
                      WeightsMismatchError, WeightsUnavailableError, ZooError)
+from s2d.publish import publish
+from s2d.zoo_cards import measure_config, render_zoo_card, sync_cards
 from s2d.zoo_index import ZooEntry, load_index
 
 REPO_ZOO = Path(__file__).resolve().parent.parent / "zoo"
@@ -362,10 +364,10 @@ class FakeApi:
 
 
 def test_push_to_hub(hub, monkeypatch):
-    import huggingface_hub.hub_mixin
+    import huggingface_hub
 
     FakeApi.hub, FakeApi.calls = hub, []
-    monkeypatch.setattr(huggingface_hub.hub_mixin, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     model = tiny_model()
     model.push_to_hub("org/pushed")
     assert FakeApi.calls[-1] == ("upload_folder", "org/pushed", ["README.md", "config.json", "model.safetensors"])
@@ -378,7 +380,7 @@ def test_push_to_hub(hub, monkeypatch):
 def test_publish_then_load(hub, zoo_env, tmp_path, monkeypatch, capsys, complexities):
     import huggingface_hub
 
-    monkeypatch.setattr("s2d.cards.measure_config", lambda config: complexities["x3d-m"])
+    monkeypatch.setattr("s2d.zoo_cards.measure_config", lambda config: complexities["x3d-m"])
     model = s2d.create("x3d-m").eval()
     model.save_pretrained(tmp_path / "trained", card=False)
     weights = tmp_path / "trained" / "model.safetensors"
@@ -406,7 +408,7 @@ def test_publish_then_load(hub, zoo_env, tmp_path, monkeypatch, capsys, complexi
     (tmp_path / "other").mkdir()
     s2d.create("tsm-r50").save_pretrained(tmp_path / "other", card=False)
     with pytest.raises(ZooError, match="another architecture"):
-        zoo.publish("x3d-m", "org/x3d-m", weights=tmp_path / "other", dry_run=True)
+        publish("x3d-m", "org/x3d-m", weights=tmp_path / "other", dry_run=True)
 
 
 def test_zoo_list(published, capsys):
@@ -494,7 +496,7 @@ def test_cards_check_detects_stale_files(tmp_path, complexities, zoo_env, capsys
     card.write_text(card.read_text().replace("3,794,274", "3,794,275"))
     assert sync_cards(check=True, zoo=zoo_dir, complexities=complexities) == [card]
 
-    monkeypatch.setattr("s2d.cards.measure_config", lambda config: complexities[
+    monkeypatch.setattr("s2d.zoo_cards.measure_config", lambda config: complexities[
         next(n for n in s2d.list_models() if s2d.get_config(n) == config)])
     assert run_cli("zoo", ["cards", "--check"]) == 1
     assert str(card) in capsys.readouterr().err
@@ -503,7 +505,7 @@ def test_cards_check_detects_stale_files(tmp_path, complexities, zoo_env, capsys
 
 
 def test_card_with_recorded_evaluation_and_latency(tmp_path, complexities, zoo_env, monkeypatch):
-    from s2d import cards
+    from s2d import zoo_cards
 
     (tmp_path / "zoo" / "x3d-m").mkdir(parents=True)
     (tmp_path / "zoo" / "x3d-m" / "eval.json").write_text(json.dumps(
@@ -516,7 +518,7 @@ def test_card_with_recorded_evaluation_and_latency(tmp_path, complexities, zoo_e
              "unit": "videos/s", "model": "x3d-m", "batch": 1, "dtype": "fp32"}]
     bench = tmp_path / "cpu-results.json"
     bench.write_text(json.dumps({"schema": 1, "meta": meta, "rows": rows}))
-    monkeypatch.setattr(cards, "bench_results_path", lambda: bench)
+    monkeypatch.setattr(zoo_cards, "bench_results_path", lambda: bench)
     card = render_zoo_card("x3d-m", complexities["x3d-m"])
     assert "metrics:\n- accuracy" in card and "| Kinetics-400 | val (19,761 videos) | 3×10 | 75.90 | 92.10 |" in card
     assert "| Test CPU (2 cores, 2 threads) | 1 | fp32 | 812.5 |" in card and "Not measured yet" not in card

@@ -35,12 +35,14 @@ import torch.nn.functional as F
 from torch import nn
 
 import s2d
+from s2d.clip import channels_first
 from s2d.data import collate
 from s2d.locator import Locator
 from s2d.sampling import window_params
 from s2d.synopsis import map_size
 from s2d_kernels.context import topk_vector
-from s2d.synth import SyntheticDetailDataset, where_it_looked
+from s2d.synth import SyntheticDetailDataset
+from s2d.synth_views import where_it_looked
 
 #: Window offsets (px, along x) probed in (a), and start distances of (b).
 OFFSETS = tuple(range(-24, 25, 2))
@@ -53,7 +55,7 @@ def clips(split: str, start: int, count: int, data_seed: int, spread: int | None
     ds = SyntheticDetailDataset(split, start + count, seed=data_seed, **kwargs)
     batch = collate([ds[i] for i in range(start, start + count)])
     truth = [ds.params(i) for i in range(start, start + count)]
-    batch["frames"] = batch["frames"].permute(0, 1, 4, 2, 3)  # [B, T, 3, H, W]
+    batch["frames"] = channels_first(batch["frames"])  # [B, T, 3, H, W]
     batch["focus"] = torch.tensor([p.glyph_centre() for p in truth], dtype=torch.float32)
     batch["truth"] = truth
     return batch

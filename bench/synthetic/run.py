@@ -40,11 +40,13 @@ from typing import Any
 import torch
 
 import s2d
+from s2d.clip import channels_first
 from s2d.data import collate
 from s2d.train import train
 from s2d.train.recipes import synth_recipe
 from s2d.sampling import window_params
-from s2d.synth import CLASSES, LABEL_LIST, SyntheticDetailDataset, where_it_looked
+from s2d.synth import CLASSES, LABEL_LIST, SyntheticDetailDataset
+from s2d.synth_views import where_it_looked
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -71,7 +73,7 @@ def _batches(data: SyntheticDetailDataset, count: int, batch: int = 32):
     for i in range(0, count, batch):
         items = [data[j] for j in range(i, min(count, i + batch))]
         b = collate(items)
-        yield b["frames"].permute(0, 1, 4, 2, 3), b["num_frames"], b["labels"], [data.params(j) for j in range(i, i + len(items))]
+        yield channels_first(b["frames"]), b["num_frames"], b["labels"], [data.params(j) for j in range(i, i + len(items))]
 
 
 @torch.no_grad()
@@ -131,7 +133,7 @@ def complexity(model, data: SyntheticDetailDataset, clips: int = 64) -> dict[str
 
 def _frames(data: SyntheticDetailDataset, index: int) -> torch.Tensor:
     """Clip `index` as the model's uint8 input `[1, T, 3, H, W]`."""
-    return data[index]["frames"].permute(0, 3, 1, 2).unsqueeze(0).contiguous()
+    return channels_first(data[index]["frames"][None]).contiguous()
 
 
 def score_s2dnet(model, data, count: int) -> dict[str, Any]:

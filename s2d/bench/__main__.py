@@ -11,8 +11,9 @@ from typing import Any, Callable
 import torch
 
 from s2d.bench.context import SECTIONS, Bench, short_reason
+from s2d.bench.markdown import reliability_warnings, render_markdown
 from s2d.bench.report import (apply_base, build_meta, load_document, loadavg, make_document, merge_sections,
-                              reliability_warnings, render_markdown, usable_cores, write_json)
+                              usable_cores, write_json)
 from s2d.bench.timing import parallel_probe_ms
 
 #: Environment variable that switches the default mode to tiny (used by tests).

@@ -59,7 +59,8 @@ def run(bench: Bench) -> None:
     import s2d
     from s2d.batch_predict import _Clips, default_batch_size, default_workers, predict_many
     from s2d.data import collate
-    from s2d.predict import clip_spec, predict
+    from s2d.clip import clip_spec
+    from s2d.predict import predict
 
     tiny = bench.mode == "tiny"
     torch.manual_seed(0)

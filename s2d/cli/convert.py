@@ -49,8 +49,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 def _build(args) -> "torch.nn.Module":
     import torch
 
-    from s2d.hub import config_from_file
-    from s2d.registry import build_model, get_config
+    from s2d.builder import build_model
+    from s2d.registry import get_config
+    from s2d.weights import config_from_file
 
     if bool(args.model) == bool(args.config):
         raise ValueError("give exactly one of --model NAME or --config config.json")
@@ -89,7 +90,8 @@ def convert(args) -> tuple["torch.nn.Module", list[str]]:
 
 def run(args) -> int:
     from s2d.convert import CheckpointError
-    from s2d.hub import WEIGHTS_NAME, ZooError, sha256_file
+    from s2d.weights import WEIGHTS_NAME, sha256_file
+    from s2d.zoo_errors import ZooError
 
     if args.source is None:
         print("usage: python -m s2d convert {" + ",".join(SOURCES) + "} CHECKPOINT --model NAME --out DIR",

@@ -42,11 +42,14 @@ def _mark(ok: bool) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from s2d.clip import clip_spec
     from s2d.io import read_clip
-    from s2d.predict import clip_spec, predict
-    from s2d.synth import CLASSES, SyntheticDetailDataset, where_it_looked, write_video
+    from s2d.predict import predict
+    from s2d.synth import CLASSES, SyntheticDetailDataset, write_video
+    from s2d.synth_views import where_it_looked
     from s2d.viz import save_visualisation
-    from s2d.zoo import ZooError, load
+    from s2d.zoo import load
+    from s2d.zoo_errors import ZooError
 
     if args.num < 0 or args.eval < 0 or args.num + args.eval < 1:
         print("error: --num and --eval must be >= 0, and not both 0", file=sys.stderr)
@@ -117,8 +120,9 @@ def evaluate(model, data, indices, device: str = "cpu", centre_crop: bool = Fals
     `data`, in memory (no video files); `centre_crop` looks where stage 1 did instead."""
     import torch
 
+    from s2d.clip import channels_first
     from s2d.data import collate
-    from s2d.synth import where_it_looked
+    from s2d.synth_views import where_it_looked
 
     config = model.config
     was_frozen = model.freeze_sampler
@@ -130,7 +134,7 @@ def evaluate(model, data, indices, device: str = "cpu", centre_crop: bool = Fals
         for i in range(0, len(indices), batch_size):
             chunk = indices[i:i + batch_size]
             batch = collate([data[j] for j in chunk])
-            frames = batch["frames"].permute(0, 1, 4, 2, 3).to(device)
+            frames = channels_first(batch["frames"]).to(device)
             with torch.no_grad():
                 out = model(frames, batch["num_frames"].to(device))
             labels = batch["labels"].to(device)

@@ -100,7 +100,7 @@ def load_model(name: str, device: str, untrained: bool):
         model = s2d.create(name)
         model.pretrained = False
         return model.to(device).eval()
-    from s2d.hub import NoWeightsError
+    from s2d.zoo_errors import NoWeightsError
     from s2d.zoo import load
     try:
         model = load(name, device=device)

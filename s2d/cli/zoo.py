@@ -63,7 +63,7 @@ def weights_status(r) -> str:
 
 
 def _cards(args) -> int:
-    from s2d.cards import sync_cards
+    from s2d.zoo_cards import sync_cards
     from s2d.registry import MODELS
 
     unknown = [n for n in args.names if n not in MODELS]
@@ -87,8 +87,8 @@ def _cards(args) -> int:
 
 
 def _publish(args) -> int:
-    from s2d.hub import ZooError
-    from s2d.zoo import publish
+    from s2d.publish import publish
+    from s2d.zoo_errors import ZooError
     from s2d.zoo_index import index_path
 
     try:

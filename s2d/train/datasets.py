@@ -140,15 +140,13 @@ def _arguments(factory: Callable[..., Any]) -> str:
 
 # -- clip specs and the video datasets ---------------------------------------------------------------
 
-def clip_spec(split: str, model_config: Any, clip: dict[str, Any] | None) -> "ClipSpec":
-    """The `ClipSpec` of a split: defaults from the model's dense input, updated by `clip`."""
+def split_clip_spec(split: str, model_config: Any, clip: dict[str, Any] | None) -> "ClipSpec":
+    """The `ClipSpec` of a split: the model's dense clip (`s2d.clip.clip_spec`, a random crop for
+    training), updated by `clip`."""
+    from s2d.clip import clip_spec
     from s2d.io import ClipSpec
 
-    frames = getattr(model_config, "dense_frames", 32)
-    size = getattr(model_config, "dense_size", 224)
-    values: dict[str, Any] = {"num_frames": frames, "crop_size": size,
-                              "short_side": max(size, round(size * getattr(model_config, "resize_ratio", 256 / 224))),
-                              "crop": "random" if split == "train" else "center"}
+    values = dataclasses.asdict(clip_spec(model_config, crop="random" if split == "train" else "center"))
     if clip:
         names = {f.name for f in dataclasses.fields(ClipSpec)}
         unknown = sorted(set(clip) - names)
@@ -187,7 +185,7 @@ def _list_dataset(split: str, model_config: Any, *, list_file: str | None = None
     from s2d.data import VideoListDataset
 
     _required("list", split, list_file=list_file)
-    return VideoListDataset(list_file, root, clip_spec(split, model_config, clip), **_video_kwargs(split, kwargs))
+    return VideoListDataset(list_file, root, split_clip_spec(split, model_config, clip), **_video_kwargs(split, kwargs))
 
 
 def _kinetics_dataset(split: str, model_config: Any, *, csv_file: str | None = None, root: str | None = None,
@@ -196,7 +194,7 @@ def _kinetics_dataset(split: str, model_config: Any, *, csv_file: str | None = N
 
     classes = _default_classes(model_config, classes)
     _required("kinetics", split, csv_file=csv_file, root=root, classes=classes)
-    return KineticsCSVDataset(csv_file, root, clip_spec(split, model_config, clip), classes,
+    return KineticsCSVDataset(csv_file, root, split_clip_spec(split, model_config, clip), classes,
                               **_video_kwargs(split, kwargs))
 
 
@@ -206,7 +204,7 @@ def _ssv2_dataset(split: str, model_config: Any, *, json_file: str | None = None
 
     classes = _default_classes(model_config, classes)
     _required("ssv2", split, json_file=json_file, root=root, classes=classes)
-    return SomethingV2Dataset(json_file, root, clip_spec(split, model_config, clip), classes,
+    return SomethingV2Dataset(json_file, root, split_clip_spec(split, model_config, clip), classes,
                               **_video_kwargs(split, kwargs))
 
 

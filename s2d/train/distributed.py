@@ -121,15 +121,6 @@ def all_gather_objects(env: DistEnv, obj: Any) -> list[Any]:
     return out
 
 
-def broadcast_object(env: DistEnv, obj: Any) -> Any:
-    """Rank 0's `obj` on every rank."""
-    if not env.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def gather_rows(env: DistEnv, rows: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Concatenate per-rank tensors with the same trailing shapes but possibly different row counts,
     on every rank, in rank order (each rank's rows appear once: no padding is kept)."""

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
+from s2d.clip import channels_first
+
 #: Epoch key used for evaluation samples (kept apart from training epochs).
 EVAL_EPOCH = 2**31 - 1
 
@@ -102,6 +104,6 @@ def model_inputs(batch: dict[str, Any], device: torch.device) -> tuple[torch.Ten
     than converting first.
     """
     non_blocking = device.type == "cuda"
-    frames = batch["frames"].to(device, non_blocking=non_blocking).permute(0, 1, 4, 2, 3).contiguous()
+    frames = channels_first(batch["frames"].to(device, non_blocking=non_blocking)).contiguous()
     return (frames, batch["num_frames"].to(device, non_blocking=non_blocking),
             batch["labels"].to(device, non_blocking=non_blocking))

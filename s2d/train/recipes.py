@@ -50,10 +50,10 @@ def synth_recipe(scale: float = 1.0, epoch_clips: int = 1600, val_clips: int = 5
 
     Tiny X3D nets trained from scratch on procedural clips (each phase reads fresh clips):
     synopsis pre-training 4800 clips; detail pre-training 16000 on object-centred views (the
-    glyph's centre ± 8 px, strides 0.8-1.5 px: the synthetic analogue of the paper's
+    glyph's centre ± 12 px, strides 0.8-2.0 px: the synthetic analogue of the paper's
     ImageNet-pretrained detail nets, which recognise objects anywhere in a view); no stage 1 (its
     centre crops would teach the detail net to do without the glyph); locator warm-up 1024 clips
-    onto a centred 1.3-px window; stage 2 12800 clips. Batch 16, data seed 0, model seed 0. AdamW
+    onto a centred window at the model's fixed 1.75-px stride; stage 2 12800 clips. Batch 16, data seed 0, model seed 0. AdamW
     (lr 3e-3, weight decay 1e-3), because SGD did not get these from-scratch nets past chance on
     the glyphs within the budget; a 5% warm-up and a cosine per stage and phase. Gradients are
     clipped to norm 10, the locator's apart to norm 1, and the locator runs at 0.1× the lr (at
@@ -77,9 +77,9 @@ def synth_recipe(scale: float = 1.0, epoch_clips: int = 1600, val_clips: int = 5
                   "restart_per_stage": True, "clip_grad": 10.0, "clip_grad_groups": {"locator": 1.0},
                   "lr_ratios": {"locator": 0.1}},
         "phases": {"synopsis_pretrain": {"clips": clips(4800)},
-                   "detail_pretrain": {"clips": clips(16000), "view": "focus", "jitter_px": 8.0,
-                                       "stride_min": 0.8, "stride_max": 1.5},
-                   "locator_warmup": {"clips": clips(1024), "target_stride_px": 1.3}},
+                   "detail_pretrain": {"clips": clips(16000), "view": "focus", "jitter_px": 12.0,
+                                       "stride_min": 0.8, "stride_max": 2.0},
+                   "locator_warmup": {"clips": clips(1024), "target_stride_px": 1.75}},
         "batch_size": batch, "seed": 0, "device": "cpu", "threads": 2, "flush_denormal": True,
         "out_dir": "runs/s2dnet-x3d-synth" if scale == 1 else "runs/s2dnet-x3d-synth-quick",
     }

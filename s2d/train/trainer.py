@@ -12,9 +12,10 @@ is rebuilt at the switch, because DDP only synchronises parameters that require 
 it is built. Optional phases (`s2d.train.phases`) pre-train the synopsis and detail nets before
 stage 1 of a fresh run and warm the locator up at the start of stage 2.
 
-Checkpoints go to `out_dir` after every epoch (see `s2d.train.checkpoint`). SIGTERM (a cluster
-pre-empting the job, torchrun shutting down) lets the current step finish on every rank, saves a
-mid-epoch checkpoint holding the position in the epoch, and returns with `interrupted=True`;
+Checkpoints go to `out_dir` after every epoch (`s2d.train.resume` says what they hold,
+`s2d.train.checkpoint` how they are written). SIGTERM (a cluster pre-empting the job, torchrun
+shutting down) lets the current step finish on every rank, saves a mid-epoch checkpoint holding
+the position in the epoch, and returns with `interrupted=True`;
 `resume=true` continues from there with the same losses an uninterrupted run computes (on GPU
 that needs `deterministic=true`, since autotuned kernels are not reproducible).
 """
@@ -38,18 +39,16 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from s2d.train.checkpoint import (FORMAT_VERSION, TRAIN_CONFIG_NAME, WEIGHTS_NAME, CheckpointMismatchError,
-                                  atomic_write_text, capture_rng, check_out_dir, latest_checkpoint,
-                                  load_checkpoint, restore_rng, save_checkpoint, save_model_folder,
-                                  settle)
+from s2d.train.checkpoint import (TRAIN_CONFIG_NAME, atomic_write_text, check_out_dir, latest_checkpoint,
+                                  save_model_folder, settle)
 from s2d.train.config import TrainConfig, TrainConfigError, load_config
 from s2d.train.datasets import build_dataset, supports_views
-from s2d.train.distributed import (DistEnv, all_gather_objects, all_reduce_sum, any_rank, barrier, setup,
-                                   teardown)
+from s2d.train.distributed import DistEnv, all_reduce_sum, any_rank, barrier, setup, teardown
 from s2d.train.evaluate import evaluate
 from s2d.train.loader import EpochSampler, SeededSamples, collate_samples, derive_seed, model_inputs
 from s2d.train.metrics import Meter, MetricsLog, epoch_line, sampling_stats, topk_correct
 from s2d.train.optim import build_optimizer, build_scheduler, clip_gradients
+from s2d.train.resume import restore_run, save_run
 from s2d.train.phases import pretrain, warm_up_locator
 from s2d.train.runtime import configure_backends, ignore_sigterm, load_init, seed_all
 
@@ -89,7 +88,7 @@ class Trainer:
     """One rank's share of a training run; `run()` trains until done or interrupted."""
 
     def __init__(self, cfg: TrainConfig, env: DistEnv, *, allow_code: bool = False):
-        from s2d.registry import create
+        from s2d.zoo import create
 
         self.cfg, self.env = cfg, env
         self.device = env.device
@@ -186,7 +185,7 @@ class Trainer:
             if not self.cfg.resume:
                 raise TrainConfigError(f"{self.out} already holds a checkpoint ({checkpoint.name}); resume it with "
                                        "--resume (resume=true) or choose another out_dir")
-            self._load(checkpoint)
+            restore_run(self, checkpoint)
             if self.env.is_main:  # a run killed between commit and export left an older model on top
                 settle(checkpoint, self.out)
             if self.log is not None:
@@ -319,7 +318,7 @@ class Trainer:
                     bar.update(1)
                 if self._should_stop():
                     self.epoch_seconds += time.perf_counter() - started
-                    self._save()
+                    save_run(self)
                     return
         finally:
             if bar is not None:
@@ -331,7 +330,7 @@ class Trainer:
         self.epoch_step = 0
         self.epoch_meter.reset()
         self.epoch_seconds = 0.0
-        self._save()
+        save_run(self)
         self._should_stop()
 
     def _train_step(self, batch: dict[str, Any]) -> None:
@@ -425,51 +424,3 @@ class Trainer:
             if self.env.is_main:
                 save_model_folder(self.model, self.out / "best", self.step)
         return result
-
-    # -- checkpoints ------------------------------------------------------------------------------
-    def _save(self) -> None:
-        rng = all_gather_objects(self.env, capture_rng(self.device))
-        if self.env.is_main:
-            state = {
-                "format": FORMAT_VERSION, "epoch": self.epoch, "epoch_step": self.epoch_step, "step": self.step,
-                "steps_per_epoch": self.steps_per_epoch, "global_batch": self.cfg.batch_size,
-                "world_size": self.env.world_size, "best": self.best, "best_epoch": self.best_epoch,
-                "last_val": json.dumps(self.last_val), "epoch_seconds": self.epoch_seconds,
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(), "interval": self.interval.state_dict(),
-                "epoch_meter": self.epoch_meter.state_dict(), "rng": rng,
-            }
-            save_checkpoint(self.out, self.model, state)
-        barrier(self.env)
-
-    def _load(self, checkpoint: Path) -> None:
-        from s2d.hub import read_weights
-
-        state, weights, saved = load_checkpoint(checkpoint)
-        if saved != self.model.config.to_dict():
-            changed = sorted(k for k in set(saved) | set(self.model.config.to_dict())
-                             if saved.get(k) != self.model.config.to_dict().get(k))
-            raise CheckpointMismatchError(f"{self.out} was trained with a different model config "
-                                          f"(differs in {changed}); resume with the same model settings")
-        for key, ours in (("global_batch", self.cfg.batch_size), ("steps_per_epoch", self.steps_per_epoch)):
-            if state[key] != ours:
-                raise CheckpointMismatchError(f"cannot resume exactly: the checkpoint has {key}={state[key]}, "
-                                              f"this run {ours} (keep the global batch size and the dataset)")
-        self.model.load_state_dict(read_weights(weights))
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.scaler.is_enabled() and state["scaler"]:
-            self.scaler.load_state_dict(state["scaler"])
-        self.interval.load_state_dict(state["interval"])
-        self.epoch_meter.load_state_dict(state["epoch_meter"])
-        self.epoch, self.epoch_step, self.step = state["epoch"], state["epoch_step"], state["step"]
-        self.best, self.best_epoch = state["best"], state["best_epoch"]
-        self.last_val = json.loads(state["last_val"])
-        self.epoch_seconds = state["epoch_seconds"]
-        rng = state["rng"]
-        if len(rng) == self.env.world_size:
-            restore_rng(rng[self.env.rank], self.device)
-        else:
-            self.say(f"the checkpoint was written by {len(rng)} rank(s), this run has {self.env.world_size}: "
-                     "random streams (dropout) restart from fresh seeds")
-            seed_all(derive_seed((self.cfg.seed, 1 + self.env.rank, self.step)))

@@ -1,0 +1,104 @@
+"""The clip a model reads, and the rules that make it.
+
+Videos decode as uint8 `[T, H, W, 3]`; models read `[B, T, 3, H, W]` (`channels_first`). A model
+checks its input with `check_clip`, and its reduced views (the synopsis net's, a baseline's) are
+`uniform_view`: uniformly spread frames, normalised, resized with the legacy nearest mode.
+`clip_spec` is the `s2d.io.ClipSpec` that cuts such a dense clip out of a video file.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from s2d_kernels.sampler import normalize_frames
+
+if TYPE_CHECKING:
+    from s2d.io import ClipSpec
+
+#: The test-time resize: short side 256 for a 224² crop, unless a config sets `resize_ratio`.
+RESIZE_RATIO = 256 / 224
+
+
+def channels_first(frames: torch.Tensor) -> torch.Tensor:
+    """`[..., T, H, W, 3]` (decoded frames) → `[..., T, 3, H, W]` (the model layout), as a view."""
+    return frames.movedim(-1, -3)
+
+
+def check_clip(frames: torch.Tensor, num_frames: torch.Tensor | None, min_batch: int = 1) -> torch.Tensor:
+    """Validate a dense clip batch and return `num_frames` (all frames valid when None).
+
+    `min_batch` is 2 for a model in training mode whose BatchNorm needs statistics over videos."""
+    if not isinstance(frames, torch.Tensor):
+        raise TypeError(f"frames must be a torch.Tensor [B, T, 3, H, W], got {type(frames).__name__}")
+    if frames.dim() != 5 or frames.shape[2] != 3:
+        raise ValueError(f"frames must be [B, T, 3, H, W], got shape {tuple(frames.shape)}")
+    if frames.numel() == 0:
+        raise ValueError(f"frames has an empty dimension (shape {tuple(frames.shape)}); B, T, H and W must be >= 1")
+    if frames.dtype not in (torch.uint8, torch.float32):
+        raise TypeError(f"frames must be uint8 (0..255, normalised by the model) or float32 (already normalised "
+                        f"with the model's mean and std), got {frames.dtype}")
+    B, T = frames.shape[:2]
+    if B < min_batch:
+        raise ValueError(f"a model in training mode needs at least {min_batch} videos per batch (its BatchNorm "
+                         f"takes statistics over them), got {B}; call model.eval() to classify one video")
+    if num_frames is None:
+        return torch.full((B,), T, dtype=torch.long, device=frames.device)
+    num_frames = torch.as_tensor(num_frames, device=frames.device).long().view(-1)
+    if num_frames.shape != (B,):
+        raise ValueError(f"num_frames must have one entry per video ({B}), got shape {tuple(num_frames.shape)}")
+    if bool((num_frames < 1).any()) or bool((num_frames > T).any()):
+        raise ValueError(f"num_frames must lie in [1, {T}], got {num_frames.tolist()}")
+    return num_frames
+
+
+def uniform_indices(num_frames: torch.Tensor, count: int) -> torch.Tensor:
+    """`[B, count]` frame indices `linspace(0, n-1, count)` truncated, per video's valid length n.
+
+    Vectorised replica of `torch.linspace`'s float32 arithmetic (step from both ends, meeting
+    halfway), so the indices equal the official per-video `linspace(...).long()` bit for bit.
+    """
+    end = num_frames.to(torch.float32)[:, None] - 1
+    if count == 1:
+        return torch.zeros_like(end, dtype=torch.long)
+    i = torch.arange(count, device=num_frames.device)
+    step = end / (count - 1)
+    values = torch.where(i < count // 2, step * i.to(torch.float32), end - step * (count - 1 - i).to(torch.float32))
+    return values.long()
+
+
+def uniform_sample(frames: torch.Tensor, num_frames: torch.Tensor, count: int) -> torch.Tensor:
+    """Gather `count` uniformly spread frames of each video: `[B, T, ...]` → `[B, count, ...]`."""
+    idx = uniform_indices(num_frames, count)
+    return torch.gather(frames, 1, idx.view(*idx.shape, *([1] * (frames.dim() - 2))).expand(
+        -1, -1, *frames.shape[2:]))
+
+
+def resize_nearest(x: torch.Tensor, size: int) -> torch.Tensor:
+    """`[B, T, C, H, W]` → `[B, T, C, size, size]` with the legacy `nearest` mode (official SNet input)."""
+    B, T = x.shape[:2]
+    if x.shape[-2:] == (size, size):
+        return x
+    y = F.interpolate(x.reshape(B * T, *x.shape[2:]), size=size)
+    return y.view(B, T, *y.shape[1:])
+
+
+def uniform_view(frames: torch.Tensor, num_frames: torch.Tensor, count: int, size: int,
+                 mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """A reduced network's input: `count` uniform frames, normalised (uint8 input), resized
+    (nearest) to `size`: `[B, T, 3, H, W]` → float `[B, count, 3, size, size]`."""
+    clip = uniform_sample(frames, num_frames, count)
+    return resize_nearest(normalize_frames(clip, mean, std), size)
+
+
+def clip_spec(config: Any, *, crop: str = "center") -> "ClipSpec":
+    """The `ClipSpec` of a model config's dense clip: `dense_frames` spread over the whole video,
+    short side scaled by the config's `resize_ratio` (`RESIZE_RATIO` unless the config says
+    otherwise), `dense_size` crop. A config without those fields gets the paper-scale 32 × 224²."""
+    from s2d.io import ClipSpec
+
+    frames = getattr(config, "dense_frames", 32)
+    size = getattr(config, "dense_size", 224)
+    ratio = getattr(config, "resize_ratio", RESIZE_RATIO)
+    return ClipSpec(num_frames=frames, short_side=max(size, round(size * ratio)), crop_size=size, crop=crop)
