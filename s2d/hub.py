@@ -135,8 +135,8 @@ def model_card(model: "nn.Module", *, name: str | None = None, repo_id: str | No
 
 
 def save_model(model: "nn.Module", save_directory: str | Path, *, config: Any = None, repo_id: str | None = None,
-                    push_to_hub: bool = False, model_card_kwargs: dict[str, Any] | None = None, card: bool = True,
-                    **push_to_hub_kwargs: Any) -> str | None:
+               push_to_hub: bool = False, model_card_kwargs: dict[str, Any] | None = None, card: bool = True,
+               **push_to_hub_kwargs: Any) -> str | None:
     """Write `config.json`, `model.safetensors` and (when `card`, unless a README.md exists) the
     model card to a folder, which `s2d.load(folder)` reads back; with `push_to_hub`, upload it to
     `repo_id` (default: the folder's name) and return the commit URL.
@@ -163,11 +163,11 @@ def save_model(model: "nn.Module", save_directory: str | Path, *, config: Any = 
 
 
 def push_model(model: "nn.Module", repo_id: str, *, config: Any = None,
-                commit_message: str = "Push model using huggingface_hub.", private: bool | None = None,
-                token: str | None = None, branch: str | None = None, create_pr: bool | None = None,
-                allow_patterns: list[str] | str | None = None, ignore_patterns: list[str] | str | None = None,
-                delete_patterns: list[str] | str | None = None,
-                model_card_kwargs: dict[str, Any] | None = None) -> str:
+               commit_message: str = "Push model using huggingface_hub.", private: bool | None = None,
+               token: str | None = None, branch: str | None = None, create_pr: bool | None = None,
+               allow_patterns: list[str] | str | None = None, ignore_patterns: list[str] | str | None = None,
+               delete_patterns: list[str] | str | None = None,
+               model_card_kwargs: dict[str, Any] | None = None) -> str:
     """Upload config.json, model.safetensors and a model card naming `repo_id` in one commit
     (the repo is created if needed); returns the commit URL."""
     from huggingface_hub import HfApi
