@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from s2d.io.limits import Deadline, VideoError, decoder_reason, too_many_frames
-from s2d.io.spec import ClipSpec, file_indices, shrink
+from s2d.io.limits import Deadline, run_native
+from s2d.io.spec import ClipSpec, frame_plan, shrink
 
 _DECORD: Any = None
 _DECORD_CHECKED = False
@@ -48,24 +48,14 @@ def open_reader(path: str, deadline: Deadline) -> tuple[Any, int, float]:
         reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
         return reader, len(reader), float(reader.get_avg_fps() or 0.0)
 
-    try:
-        return deadline.run(open_it, "opening the video with decord")
-    except VideoError:
-        raise
-    except Exception as err:  # DECORDError / RuntimeError from the native library
-        raise DecordFailed(decoder_reason(err)) from None
+    return run_native(deadline, open_it, "opening the video with decord", DecordFailed)
 
 
 def read_frames(path: str, spec: ClipSpec, rng: random.Random | None, deadline: Deadline,
                 max_frames: int) -> tuple[torch.Tensor, list[int], int, int, float]:
     """The clip's distinct frames (resized), its indices, distinct count, the video's frame count and fps."""
     reader, n, fps = open_reader(path, deadline)
-    if n == 0:
-        raise DecordFailed("decord found no frames")
-    if n > max_frames:
-        raise too_many_frames(path, max_frames)
-    indices, distinct = file_indices(path, n, spec, rng)
-    unique = sorted(set(indices))
+    indices, distinct, unique = frame_plan(path, n, spec, rng, max_frames, DecordFailed, "decord")
 
     def decode() -> torch.Tensor:
         # Frame by frame, each resized at once: memory follows the clip, not the source resolution.
@@ -77,10 +67,5 @@ def read_frames(path: str, spec: ClipSpec, rng: random.Random | None, deadline: 
             shrunk.append(shrink(frame[0], spec.short_side))
         return torch.stack(shrunk)
 
-    try:
-        batch = deadline.run(decode, "decoding with decord")
-    except (VideoError, DecordFailed):
-        raise
-    except Exception as err:
-        raise DecordFailed(decoder_reason(err)) from None
+    batch = run_native(deadline, decode, "decoding with decord", DecordFailed)
     return batch, indices, distinct, n, fps

@@ -119,3 +119,15 @@ class Deadline:
         if "error" in outcome:
             raise outcome["error"]
         return outcome["value"]
+
+
+def run_native(deadline: "Deadline", fn: Callable[[], _T], what: str, failed: type[Exception]) -> _T:
+    """`deadline.run(fn, what)` for an optional decoder: any error of its native library (not a
+    `VideoError` or `failed` itself) becomes `failed(reason)`, on which `backend="auto"` falls
+    back to PyAV."""
+    try:
+        return deadline.run(fn, what)
+    except (VideoError, failed):
+        raise
+    except Exception as err:
+        raise failed(decoder_reason(err)) from None

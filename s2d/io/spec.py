@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from s2d.io.limits import VideoError
+from s2d.io.limits import VideoError, too_many_frames
 
 #: File extensions treated as videos when scanning folders.
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
@@ -125,6 +125,18 @@ def file_indices(path: str, video_frames: int, spec: ClipSpec, rng: random.Rando
         return clip_indices(video_frames, spec, rng)
     except ValueError as err:
         raise VideoError(path, str(err)) from None
+
+
+def frame_plan(path: str, video_frames: int, spec: ClipSpec, rng: random.Random | None, max_frames: int,
+               failed: type[Exception], decoder: str) -> tuple[list[int], int, list[int]]:
+    """For a random-access decoder: the clip's frame indices, its distinct count and the sorted
+    distinct frames to decode, after refusing an empty (`failed`) or too long video."""
+    if video_frames == 0:
+        raise failed(f"{decoder} found no frames")
+    if video_frames > max_frames:
+        raise too_many_frames(path, max_frames)
+    indices, distinct = file_indices(path, video_frames, spec, rng)
+    return indices, distinct, sorted(set(indices))
 
 
 def resized_size(h: int, w: int, short_side: int) -> tuple[int, int]:

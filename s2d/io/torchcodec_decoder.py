@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from s2d.io.limits import Deadline, VideoError, decoder_reason, too_many_frames
-from s2d.io.spec import ClipSpec, file_indices, shrink
+from s2d.io.limits import Deadline, run_native
+from s2d.io.spec import ClipSpec, frame_plan, shrink
 
 #: Frames decoded per call: a bound on the full-resolution frames held at once.
 CHUNK = 8
@@ -63,24 +63,14 @@ def open_decoder(path: str, deadline: Deadline) -> tuple[Any, int, float]:
         meta = decoder.metadata
         return decoder, int(meta.num_frames or 0), float(meta.average_fps or 0.0)
 
-    try:
-        return deadline.run(open_it, "opening the video with torchcodec")
-    except VideoError:
-        raise
-    except Exception as err:  # RuntimeError / ValueError from the native library
-        raise TorchCodecFailed(decoder_reason(err)) from None
+    return run_native(deadline, open_it, "opening the video with torchcodec", TorchCodecFailed)
 
 
 def read_frames(path: str, spec: ClipSpec, rng: random.Random | None, deadline: Deadline,
                 max_frames: int) -> tuple[torch.Tensor, list[int], int, int, float]:
     """The clip's distinct frames (resized), its indices, distinct count, the video's frame count and fps."""
     decoder, n, fps = open_decoder(path, deadline)
-    if n == 0:
-        raise TorchCodecFailed("torchcodec found no frames")
-    if n > max_frames:
-        raise too_many_frames(path, max_frames)
-    indices, distinct = file_indices(path, n, spec, rng)
-    unique = sorted(set(indices))
+    indices, distinct, unique = frame_plan(path, n, spec, rng, max_frames, TorchCodecFailed, "torchcodec")
 
     def decode() -> torch.Tensor:
         shrunk = []
@@ -92,10 +82,5 @@ def read_frames(path: str, spec: ClipSpec, rng: random.Random | None, deadline: 
             deadline.check()
         return torch.stack(shrunk)
 
-    try:
-        batch = deadline.run(decode, "decoding with torchcodec")
-    except (VideoError, TorchCodecFailed):
-        raise
-    except Exception as err:
-        raise TorchCodecFailed(decoder_reason(err)) from None
+    batch = run_native(deadline, decode, "decoding with torchcodec", TorchCodecFailed)
     return batch, indices, distinct, n, fps
