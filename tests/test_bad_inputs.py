@@ -18,7 +18,6 @@ import torch
 import s2d
 import s2d.cli as cli
 from s2d.config import ConfigError, config_from_dict
-from videos import write_video
 
 TINY_S2D = dict(num_classes=4, labels=None, topk=2, dense_frames=8, dense_size=48,
                 synopsis={"arch": "x3d_tiny", "frames": 4, "size": 32}, detail={"arch": "x3d_tiny"},
@@ -31,13 +30,14 @@ def tiny_s2d() -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory) -> dict[str, Path]:
-    """Everything the command-line cases point at, made once."""
+def files(tmp_path_factory, videos) -> dict:
+    """Everything the command-line cases point at, made once; `tree(root, classes)` makes a class-folder
+    dataset of tiny videos."""
     from PIL import Image
 
     root = tmp_path_factory.mktemp("bad")
     out: dict[str, Path] = {"root": root}
-    out["video"] = write_video(root / "clip.mp4", num_frames=10, width=64, height=48)
+    out["video"] = videos.write_video(root / "clip.mp4", num_frames=10, width=64, height=48)
     model = tiny_s2d()
     model.save_pretrained(root / "model")
     out["model"] = root / "model"
@@ -78,10 +78,11 @@ def files(tmp_path_factory) -> dict[str, Path]:
                  "stages": {"stage1_epochs": 1, "stage2_epochs": 0}, "batch_size": 2, "progress": False}
     out["train_cfg"] = root / "train.json"
     out["train_cfg"].write_text(json.dumps(train_cfg))
+    out["tree"] = lambda root, classes: dataset_tree(root, classes, videos.write_video)
     return out
 
 
-def dataset_tree(root: Path, classes: list[str]) -> Path:
+def dataset_tree(root: Path, classes: list[str], write_video: Callable) -> Path:
     for name in classes:
         (root / name).mkdir(parents=True)
         write_video(root / name / "v.mp4", num_frames=4, width=32, height=32)
@@ -120,22 +121,22 @@ CLI_CASES: list[tuple[str, Callable[[dict, Path], list[str]], int, str]] = [
      2, r"model.safetensors: \d+ of \d+ tensors hold NaN or infinite values"),
     ("predict with num_classes 16.5", lambda f, t: ["predict", str(f["video"]), "--model", str(f["bad_config"])],
      2, r"bad_config/config.json is not a valid s2d model config: num_classes must be an integer, got 16.5"),
-    ("data prepare --out ROOT/classes.txt", lambda f, t: ["data", "prepare", str(dataset_tree(t, ["a", "b"])),
+    ("data prepare --out ROOT/classes.txt", lambda f, t: ["data", "prepare", str(f["tree"](t, ["a", "b"])),
                                                           "--out", str(t / "classes.txt"), "--no-check"],
      2, r"classes.txt is where the class names go"),
-    ("data prepare --out inside a class", lambda f, t: ["data", "prepare", str(dataset_tree(t, ["a", "b"])),
+    ("data prepare --out inside a class", lambda f, t: ["data", "prepare", str(f["tree"](t, ["a", "b"])),
                                                         "--out", str(t / "a" / "train.txt"), "--no-check"],
      2, r"lies inside the class folder .*/a; write the list outside"),
-    ("data prepare --out a video", lambda f, t: ["data", "prepare", str(dataset_tree(t, ["a", "b"])),
+    ("data prepare --out a video", lambda f, t: ["data", "prepare", str(f["tree"](t, ["a", "b"])),
                                                  "--out", str(t / "a" / "v.mp4"), "--no-check"],
      2, r"a list file cannot have a video extension \(.mp4\)"),
-    ("data prepare class '#hash'", lambda f, t: ["data", "prepare", str(dataset_tree(t, ["#hash", "b"])),
+    ("data prepare class '#hash'", lambda f, t: ["data", "prepare", str(f["tree"](t, ["#hash", "b"])),
                                                  "--out", str(t.parent / f"{t.name}.txt"), "--no-check"],
      2, r"class folder name\(s\) '#hash' cannot be written"),
-    ("data prepare class ' '", lambda f, t: ["data", "prepare", str(dataset_tree(t, [" ", "b"])),
+    ("data prepare class ' '", lambda f, t: ["data", "prepare", str(f["tree"](t, [" ", "b"])),
                                              "--out", str(t.parent / f"{t.name}.txt"), "--no-check"],
      2, r"class folder name\(s\) ' ' cannot be written"),
-    ("data prepare class with a newline", lambda f, t: ["data", "prepare", str(dataset_tree(t, ["a\nb"])),
+    ("data prepare class with a newline", lambda f, t: ["data", "prepare", str(f["tree"](t, ["a\nb"])),
                                                         "--out", str(t.parent / f"{t.name}.txt"), "--no-check"],
      2, r"class folder name\(s\) 'a\\nb' cannot be written"),
     *[(f"convert {source} a corrupt .safetensors",
@@ -186,8 +187,8 @@ def test_command_line_bad_input(files, tmp_path, capsys, argv, code, pattern):
     assert after == before  # nothing the user named as input was changed
 
 
-def test_data_prepare_leaves_videos_and_class_lists_alone(tmp_path, capsys):
-    root = dataset_tree(tmp_path / "data", ["a", "b"])
+def test_data_prepare_leaves_videos_and_class_lists_alone(tmp_path, capsys, videos):
+    root = dataset_tree(tmp_path / "data", ["a", "b"], videos.write_video)
     (root / "classes.txt").write_text("mine\n")
     video = (root / "a" / "v.mp4").read_bytes()
     for out in (root / "classes.txt", root / "a" / "v.mp4", root / "a" / "train.txt"):

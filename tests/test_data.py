@@ -16,22 +16,23 @@ from s2d.data import (KineticsCSVDataset, PrepareReport, SkippedVideoWarning, So
                       parse_list_line, prepare_list)
 from s2d.io import ClipSpec, VideoError
 
-try:  # tests/ imported as a package, or run as plain modules
-    from tests import videos
-except ImportError:
-    import videos
-
 SPEC = ClipSpec(num_frames=4, short_side=24, crop_size=24)
-CODEC = "h264" if videos.encoder_available("h264") else "mpeg4"
 
 
-def encode(path: Path, num_frames: int = 8, codec: str = CODEC) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return videos.write_video(path, num_frames=num_frames, codec=codec)
+@pytest.fixture(scope="session")
+def encode(videos):
+    """`encode(path, num_frames=8)`: an index video at `path` (H.264 when this FFmpeg can write it, else MPEG-4)."""
+    codec = "h264" if videos.encoder_available("h264") else "mpeg4"
+
+    def write(path: Path, num_frames: int = 8) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return videos.write_video(path, num_frames=num_frames, codec=codec)
+
+    return write
 
 
 @pytest.fixture(scope="module")
-def class_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def class_tree(tmp_path_factory: pytest.TempPathFactory, encode, videos) -> Path:
     """root/<class>/<video>: two classes with good videos, one unreadable file, one empty class."""
     root = tmp_path_factory.mktemp("tree")
     encode(root / "jumping" / "a.mp4")
@@ -44,7 +45,7 @@ def class_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def mixed_list(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+def mixed_list(tmp_path_factory: pytest.TempPathFactory, encode, videos) -> tuple[Path, list[Path]]:
     """A list of four videos of which index 1 is unreadable."""
     root = tmp_path_factory.mktemp("mixed")
     good = [encode(root / f"v{i}.mp4", num_frames=6 + i) for i in range(3)]
@@ -85,7 +86,7 @@ def test_load_classes(tmp_path: Path) -> None:
         load_classes({"a": 0, "b": 2})
 
 
-def test_video_list_dataset(tmp_path: Path) -> None:
+def test_video_list_dataset(tmp_path: Path, encode, videos) -> None:
     encode(tmp_path / "videos" / "one.mp4", num_frames=8)
     encode(tmp_path / "videos" / "two words.mp4", num_frames=3)
     encode(tmp_path / "videos" / "frames_style.mp4", 6)
@@ -140,7 +141,7 @@ def test_on_error_skip_returns_next_readable(mixed_list) -> None:
         ds[1]
 
 
-def test_on_error_skip_gives_up(tmp_path: Path) -> None:
+def test_on_error_skip_gives_up(tmp_path: Path, videos) -> None:
     bad = [videos.write_not_video(tmp_path / f"bad{i}.mp4") for i in range(3)]
     ds = VideoDataset([(p, 0) for p in bad], SPEC, on_error="skip", max_skips=4)
     with warnings.catch_warnings():
@@ -205,7 +206,7 @@ def test_dataloader_workers_record(mixed_list) -> None:
 KINETICS_CLASSES = ["abseiling", "air drumming", "passing American football (in game)"]
 
 
-def test_kinetics_csv(tmp_path: Path) -> None:
+def test_kinetics_csv(tmp_path: Path, encode, videos) -> None:
     root = tmp_path / "k400"
     encode(root / "abc_000010_000020.mp4", num_frames=8)
     encode(root / "air_drumming" / "-dashid.mp4", num_frames=6)  # {youtube_id}.mp4 in a class folder
@@ -232,7 +233,7 @@ def sample_indices(n: int) -> list[int]:
     return torch.linspace(0, n - 1, SPEC.num_frames).to(torch.int64).tolist()
 
 
-def test_kinetics_labels_and_unknown_classes(tmp_path: Path) -> None:
+def test_kinetics_labels_and_unknown_classes(tmp_path: Path, encode) -> None:
     encode(tmp_path / "v1.mp4")
     csv_file = tmp_path / "train.csv"
     csv_file.write_text("label,youtube_id,time_start,time_end,split\n"
@@ -246,7 +247,7 @@ def test_kinetics_labels_and_unknown_classes(tmp_path: Path) -> None:
     assert KineticsCSVDataset(test_csv, tmp_path, SPEC, KINETICS_CLASSES).samples[0][1] == -1
 
 
-def test_something_v2(tmp_path: Path) -> None:
+def test_something_v2(tmp_path: Path, encode, videos) -> None:
     root = tmp_path / "20bn"
     root.mkdir()
     if videos.encoder_available("vp9"):
@@ -302,7 +303,7 @@ def test_prepare_list(class_tree: Path, tmp_path: Path) -> None:
     assert ds.classes == report.classes and [ds[i]["label"] for i in range(3)] == [0, 0, 1]
 
 
-def test_prepare_list_without_check_and_inside_root(class_tree: Path, tmp_path: Path) -> None:
+def test_prepare_list_without_check_and_inside_root(class_tree: Path, tmp_path: Path, encode, videos) -> None:
     root = tmp_path / "copy"
     encode(root / "walk" / "x.mp4")
     videos.write_not_video(root / "walk" / "y.mp4")
@@ -319,7 +320,7 @@ def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
     return cli.main(args)
 
 
-def test_cli_prepare(class_tree: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_prepare(class_tree: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, encode) -> None:
     out = tmp_path / "train.txt"
     status = run_cli(["data", "prepare", str(class_tree), "--out", str(out), "--workers", "2"], monkeypatch)
     printed = capsys.readouterr().out

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import s2d
-from conftest import tiny_overrides
 from s2d.backbones import temporal_shift
 from s2d.flops import count_params, measure
 from s2d.sampling import centre_crop_params
@@ -121,9 +120,10 @@ def test_fusion_split_form_equals_concat(layout):
 
 # -- whole model ---------------------------------------------------------------------------------
 
-def tiny(name, **extra):
-    model = s2d.create(name, **{**tiny_overrides(name), **extra})
-    return model
+@pytest.fixture
+def tiny(tiny_overrides):
+    """`tiny(name, **extra)`: a named variant at the tiny input sizes."""
+    return lambda name, **extra: s2d.create(name, **{**tiny_overrides(name), **extra})
 
 
 def clip(model, B=2, dtype=torch.uint8, generator=None):
@@ -133,7 +133,7 @@ def clip(model, B=2, dtype=torch.uint8, generator=None):
 
 
 @pytest.mark.parametrize("name", s2d.list_models())
-def test_forward_backward_of_every_named_variant(name):
+def test_forward_backward_of_every_named_variant(name, tiny):
     model = tiny(name).train()
     frames = clip(model)
     target = torch.tensor([0, 1])
@@ -154,7 +154,7 @@ def test_forward_backward_of_every_named_variant(name):
 
 
 @pytest.mark.parametrize("name", ["s2dnet-tsm-sthv2", "s2dnet-x3d-k400"])
-def test_variable_length_batch_equals_per_video_runs(name):
+def test_variable_length_batch_equals_per_video_runs(name, tiny):
     model = tiny(name).eval()
     frames = clip(model, B=3)
     n = torch.tensor([model.config.dense_frames, 3, 1])
@@ -189,7 +189,7 @@ def run(model, frames, n, backend, seed=1):
 
 
 @pytest.mark.parametrize("name", S2DNETS)
-def test_context_kernel_path_equals_the_reference(name):
+def test_context_kernel_path_equals_the_reference(name, tiny):
     """The gathered context terms, split fusion and split classifier give the official algebra's
     outputs: end to end in eval mode; in train mode with the sampler held on one backend, as batch
     statistics amplify the banded sampler's rounding differences (≈5e-5 of the logit scale)."""
@@ -210,7 +210,7 @@ def test_context_kernel_path_equals_the_reference(name):
 
 
 @pytest.mark.parametrize("scheme", ["hard", "soft"])
-def test_context_kernel_path_gradients_equal_the_reference(scheme):
+def test_context_kernel_path_gradients_equal_the_reference(scheme, tiny):
     """Gradients of every parameter the context path touches (and of the locator, which sees s),
     with the sampler held on one backend (its own gradients are checked in the kernel tests).
 
@@ -238,7 +238,7 @@ def test_context_kernel_path_gradients_equal_the_reference(scheme):
             assert_close_scaled(got[k], want[k], tol, name=f"grad {k} (train={train})")
 
 
-def test_model_backend_is_resolved_once_for_every_op(monkeypatch):
+def test_model_backend_is_resolved_once_for_every_op(monkeypatch, tiny):
     """`model.backend` / `S2D_BACKEND` are resolved once per forward, and the context, sampler,
     fusion and classifier ops all receive that one concrete backend (one path through the model):
     the gathered context path unless it resolves to "reference"."""
@@ -273,7 +273,7 @@ def test_model_backend_is_resolved_once_for_every_op(monkeypatch):
             assert len(gathered) == (want != "reference"), (backend, env)
 
 
-def test_padding_frames_do_not_change_the_answer():
+def test_padding_frames_do_not_change_the_answer(tiny):
     model = tiny("s2dnet-tsm-sthv2").eval()
     frames = clip(model, B=1)
     n = torch.tensor([4])
@@ -284,7 +284,7 @@ def test_padding_frames_do_not_change_the_answer():
     torch.testing.assert_close(a, b)
 
 
-def test_deterministic():
+def test_deterministic(tiny):
     model = tiny("s2dnet-tsm-sthv2").eval()
     frames = clip(model)
     with torch.no_grad():
@@ -292,7 +292,7 @@ def test_deterministic():
     assert torch.equal(a.logits, b.logits)
 
 
-def test_float_input_is_taken_as_normalised():
+def test_float_input_is_taken_as_normalised(tiny):
     model = tiny("s2dnet-tsm-sthv2").eval()
     frames = clip(model)
     c = model.config
@@ -301,7 +301,7 @@ def test_float_input_is_taken_as_normalised():
         torch.testing.assert_close(model(frames).logits, model(norm).logits, atol=1e-5, rtol=1e-5)
 
 
-def test_stage1_freezes_the_locator_and_feeds_centre_crops():
+def test_stage1_freezes_the_locator_and_feeds_centre_crops(tiny):
     model = tiny("s2dnet-tsm-sthv2").set_freeze_sampler(True).train()
     assert not model.locator.training and not any(p.requires_grad for p in model.locator.parameters())
     frames = clip(model)
@@ -357,7 +357,7 @@ def test_sampled_box_is_the_extent_of_the_sample_points():
     torch.testing.assert_close(box, torch.stack([gx[..., 0], gy[..., 0], gx[..., -1], gy[..., -1]], -1))
 
 
-def test_locator_initialisation_starts_near_the_defaults():
+def test_locator_initialisation_starts_near_the_defaults(tiny):
     model = tiny("s2dnet-tsm-sthv2").eval()
     with torch.no_grad():
         out = model(clip(model))
@@ -368,7 +368,7 @@ def test_locator_initialisation_starts_near_the_defaults():
     assert model.locator.spatial_offset.weight.abs().max() <= bound + 1e-7
 
 
-def test_bad_clip_shapes_are_named():
+def test_bad_clip_shapes_are_named(tiny):
     model = tiny("s2dnet-tsm-sthv2")
     with pytest.raises(ValueError, match=r"\[B, T, 3, H, W\]"):
         model(torch.zeros(1, 10, 72, 72, 3, dtype=torch.uint8))

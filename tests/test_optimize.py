@@ -4,7 +4,6 @@ import torch
 from torch import nn
 
 import s2d
-from conftest import tiny_overrides
 from s2d.optimize import InferenceOnlyError, fold_batchnorm, optimize_for_inference
 
 _BN = nn.modules.batchnorm._BatchNorm
@@ -13,21 +12,27 @@ _BN = nn.modules.batchnorm._BatchNorm
 MODELS = ["s2dnet-tsm-sthv2", "s2dnet-x3d-k400", "tsm-r50", "x3d-m"]
 
 
-def trained_looking(name: str) -> nn.Module:
-    """A tiny model whose BatchNorms hold non-trivial statistics and affine parameters, as after
-    training (at init they are the identity, which would make folding look right for free)."""
-    torch.manual_seed(0)
-    model = s2d.create(name, **tiny_overrides(name)).eval()
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, _BN):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=gen) - 0.5)
-                m.running_var.copy_(torch.rand(n, generator=gen) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=gen) + 0.5)
-                m.bias.copy_((torch.rand(n, generator=gen) - 0.5) * 0.4)
-    return model
+@pytest.fixture
+def trained_looking(tiny_overrides):
+    """`trained_looking(name)`: a tiny model whose BatchNorms hold non-trivial statistics and affine
+    parameters, as after training (at init they are the identity, which would make folding look right
+    for free)."""
+
+    def make(name: str) -> nn.Module:
+        torch.manual_seed(0)
+        model = s2d.create(name, **tiny_overrides(name)).eval()
+        gen = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, _BN):
+                    n = m.num_features
+                    m.running_mean.copy_(torch.rand(n, generator=gen) - 0.5)
+                    m.running_var.copy_(torch.rand(n, generator=gen) * 1.5 + 0.5)
+                    m.weight.copy_(torch.rand(n, generator=gen) + 0.5)
+                    m.bias.copy_((torch.rand(n, generator=gen) - 0.5) * 0.4)
+        return model
+
+    return make
 
 
 def clips(model: nn.Module, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,7 +49,7 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_optimised_logits_equal_the_plain_model(name):
+def test_optimised_logits_equal_the_plain_model(name, trained_looking):
     model = trained_looking(name)
     norms = sum(isinstance(m, _BN) for m in model.modules())
     fast = optimize_for_inference(model)
@@ -62,7 +67,7 @@ def test_optimised_logits_equal_the_plain_model(name):
         assert torch.allclose(optimised.params.centre_x, plain.params.centre_x, rtol=1e-4, atol=1e-3)
 
 
-def test_the_original_model_is_untouched_and_still_trains():
+def test_the_original_model_is_untouched_and_still_trains(trained_looking):
     model = trained_looking("s2dnet-tsm-sthv2")
     state = {k: v.clone() for k, v in model.state_dict().items()}
     optimize_for_inference(model)
@@ -72,7 +77,7 @@ def test_the_original_model_is_untouched_and_still_trains():
     assert model.training and any(isinstance(m, _BN) for m in model.modules())
 
 
-def test_the_optimised_model_refuses_training_and_saving(tmp_path):
+def test_the_optimised_model_refuses_training_and_saving(tmp_path, trained_looking, tiny_overrides):
     from s2d.hub import save_weights
 
     fast = trained_looking("x3d-m").optimize_for_inference()
@@ -85,16 +90,14 @@ def test_the_optimised_model_refuses_training_and_saving(tmp_path):
         s2d.create("s2dnet-tsm-sthv2", **tiny_overrides("s2dnet-tsm-sthv2")).optimize_for_inference().train()
 
 
-def test_fold_batchnorm_needs_eval_mode():
+def test_fold_batchnorm_needs_eval_mode(tiny_overrides):
     model = s2d.create("x3d-m", **tiny_overrides("x3d-m"))
     with pytest.raises(ValueError, match="eval mode"):
         fold_batchnorm(model.train())
 
 
-def test_predict_with_the_optimised_model(tmp_path):
-    from videos import write_video
-
-    video = write_video(tmp_path / "clip.mp4", num_frames=12, width=96, height=80)
+def test_predict_with_the_optimised_model(tmp_path, trained_looking, videos):
+    video = videos.write_video(tmp_path / "clip.mp4", num_frames=12, width=96, height=80)
     model = trained_looking("s2dnet-tsm-sthv2")
     plain, fast = model.predict(video, topk=3), model.optimize_for_inference().predict(video, topk=3)
     assert [n for n, _ in plain.labels] == [n for n, _ in fast.labels]
@@ -102,7 +105,7 @@ def test_predict_with_the_optimised_model(tmp_path):
 
 
 @pytest.mark.slow
-def test_compiled_backbones_keep_the_logits():
+def test_compiled_backbones_keep_the_logits(trained_looking):
     model = trained_looking("x3d-m")
     fast = optimize_for_inference(model, compile=True)
     frames, num_frames = clips(model)

@@ -6,23 +6,23 @@ import torch
 from PIL import Image
 
 import s2d
-from conftest import tiny_overrides
 from s2d.cli import main
 from s2d.predict import predict
 from s2d.viz import save_visualisation
-from videos import write_not_video, write_video
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory):
-    return write_video(tmp_path_factory.mktemp("v") / "clip.mp4", num_frames=12, width=96, height=80)
+def video(tmp_path_factory, videos):
+    return videos.write_video(tmp_path_factory.mktemp("v") / "clip.mp4", num_frames=12, width=96, height=80)
 
 
-def tiny(name="s2dnet-tsm-sthv2"):
-    return s2d.create(name, **tiny_overrides(name)).eval()
+@pytest.fixture
+def tiny(tiny_overrides):
+    """`tiny(name)`: a named variant at the tiny input sizes, in eval mode."""
+    return lambda name="s2dnet-tsm-sthv2": s2d.create(name, **tiny_overrides(name)).eval()
 
 
-def test_predict_a_file(video):
+def test_predict_a_file(video, tiny):
     model = tiny()
     pred = model.predict(video, topk=3)
     assert len(pred.labels) == 3 and all(0 <= p <= 1 for _, p in pred.labels)
@@ -34,7 +34,7 @@ def test_predict_a_file(video):
     json.dumps(pred.to_dict())
 
 
-def test_predict_a_clip_equals_the_forward():
+def test_predict_a_clip_equals_the_forward(tiny):
     model = tiny()
     c = model.config
     clip = torch.randint(0, 256, (c.dense_frames, c.dense_size, c.dense_size, 3), dtype=torch.uint8)
@@ -46,12 +46,12 @@ def test_predict_a_clip_equals_the_forward():
         predict(model, clip.permute(0, 3, 1, 2))
 
 
-def test_baseline_predict(video):
+def test_baseline_predict(video, tiny):
     pred = tiny("x3d-m").predict(video, topk=2)
     assert len(pred.labels) == 2 and pred.synopsis is None
 
 
-def test_visualisation_files(video, tmp_path):
+def test_visualisation_files(video, tmp_path, tiny):
     model = tiny("s2dnet-x3d-k400")
     pred = predict(model, video, keep_detail=True)
     png, gif = save_visualisation(pred, model.config, tmp_path)
@@ -77,10 +77,10 @@ def test_detail_frames_follow_the_layout_not_the_shape():
         detail_frames(v, "frames", mean, std)
 
 
-def test_cli_continues_past_bad_files(video, tmp_path, capsys, monkeypatch):
+def test_cli_continues_past_bad_files(video, tmp_path, capsys, monkeypatch, tiny, videos):
     import s2d.cli.predict as cli_predict
     monkeypatch.setattr(cli_predict, "load_model", lambda name, device, untrained: setattr(m := tiny(name), "pretrained", False) or m)
-    bad = write_not_video(tmp_path / "bad.mp4")
+    bad = videos.write_not_video(tmp_path / "bad.mp4")
     code = main(["predict", str(video), str(bad), str(tmp_path / "missing.mp4"), "--model", "s2dnet-tsm-sthv2",
                  "--untrained", "--json", "--vis", str(tmp_path / "vis")])
     out, err = capsys.readouterr()

@@ -8,12 +8,10 @@ import torch
 
 import s2d
 import s2d.batch_predict as batch_predict
-from conftest import tiny_overrides
 from s2d.batch_predict import find_videos, predict_many
 from s2d.cli import main
 from s2d.predict import predict
 from s2d.results import ResultsFile
-from videos import truncate, write_not_video, write_video
 
 
 #: Tiny X3D networks: the same code paths as the zoo models at a fraction of the cost.
@@ -22,21 +20,27 @@ TINY_X3D = {"s2dnet-x3d-k400": dict(dense_frames=8, dense_size=64, synopsis={"ar
             "x3d-m": dict(dense_frames=8, dense_size=64, arch="x3d_tiny", frames=4, size=32)}
 
 
-def tiny(name="s2dnet-x3d-k400"):
-    torch.manual_seed(0)
-    return s2d.create(name, **TINY_X3D.get(name) or tiny_overrides(name)).eval()
+@pytest.fixture(scope="module")
+def tiny(tiny_overrides):
+    """`tiny(name)`: a small eval-mode model of the named variant (tiny X3D nets where listed above)."""
+
+    def make(name: str = "s2dnet-x3d-k400") -> torch.nn.Module:
+        torch.manual_seed(0)
+        return s2d.create(name, **TINY_X3D.get(name) or tiny_overrides(name)).eval()
+
+    return make
 
 
 @pytest.fixture(scope="module")
-def collection(tmp_path_factory):
+def collection(tmp_path_factory, videos):
     """Five good videos of different lengths (two in a sub-folder), one text file named .mp4 and
     one truncated download."""
     root = tmp_path_factory.mktemp("collection")
     (root / "b").mkdir()
-    good = [write_video(root / f"v{i}.mp4", num_frames=8 + 3 * i, width=80, height=64) for i in range(3)]
-    good += [write_video(root / "b" / f"w{i}.MP4", num_frames=14 + i, width=64, height=80) for i in range(2)]
-    write_not_video(root / "b" / "not-a-video.mp4")
-    truncate(good[2], root / "cut.mp4", keep=0.05)
+    good = [videos.write_video(root / f"v{i}.mp4", num_frames=8 + 3 * i, width=80, height=64) for i in range(3)]
+    good += [videos.write_video(root / "b" / f"w{i}.MP4", num_frames=14 + i, width=64, height=80) for i in range(2)]
+    videos.write_not_video(root / "b" / "not-a-video.mp4")
+    videos.truncate(good[2], root / "cut.mp4", keep=0.05)
     (root / "notes.md").write_text("not a video extension: not collected")
     return root
 
@@ -58,7 +62,7 @@ def test_find_videos_folders_lists_and_duplicates(collection, tmp_path):
     assert listed == [str(collection / "v1.mp4"), str(collection / "b" / "w0.MP4"), str(tmp_path / "relative.mp4")]
 
 
-def test_mixed_good_and_bad_files_under_workers(collection):
+def test_mixed_good_and_bad_files_under_workers(collection, tiny):
     videos = find_videos([collection]) + [str(collection / "missing.mp4")]
     preds = list(predict_many(tiny(), videos, batch_size=2, workers=2, topk=3))
     assert [p.path for p in preds] == videos  # one prediction per video, in input order
@@ -74,7 +78,7 @@ def test_mixed_good_and_bad_files_under_workers(collection):
 
 @pytest.mark.parametrize("name, configs", [("s2dnet-x3d-k400", [(1, 0), (2, 2), (3, 1), (5, 0)]),
                                            ("s2dnet-tsm-sthv2", [(1, 0), (3, 2)])])
-def test_same_predictions_for_any_batch_size_and_worker_count(collection, name, configs):
+def test_same_predictions_for_any_batch_size_and_worker_count(collection, name, configs, tiny):
     model = tiny(name)
     videos = [p for p in find_videos([collection]) if "cut" not in p and "not-a" not in p]
     K = model.config.num_classes
@@ -95,14 +99,14 @@ def test_same_predictions_for_any_batch_size_and_worker_count(collection, name, 
         assert max(abs(p - _probs(batched)[n]) for n, p in single.labels) < 1e-5
 
 
-def test_the_model_passed_in_is_left_as_it_was(collection):
+def test_the_model_passed_in_is_left_as_it_was(collection, tiny):
     model = tiny("x3d-m").train()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     list(predict_many(model, find_videos([collection])[:2], workers=0))
     assert model.training and all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
 
 
-def _patch_model(monkeypatch):
+def _patch_model(monkeypatch, tiny):
     import s2d.cli.predict as cli_predict
 
     def load(name, device, untrained):
@@ -129,8 +133,8 @@ def _interrupt_after(monkeypatch, count, seen):
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
-def test_resume_after_an_interruption_without_duplicates(collection, tmp_path, monkeypatch, capsys, suffix):
-    _patch_model(monkeypatch)
+def test_resume_after_an_interruption_without_duplicates(collection, tmp_path, monkeypatch, capsys, suffix, tiny):
+    _patch_model(monkeypatch, tiny)
     out = tmp_path / f"results{suffix}"
     argv = ["predict", str(collection), "--model", "s2dnet-x3d-k400", "--untrained", "--output", str(out),
             "--workers", "1", "--batch-size", "2", "--topk", "3"]
@@ -163,8 +167,8 @@ def test_resume_after_an_interruption_without_duplicates(collection, tmp_path, m
         assert all(len(r["labels"]) == 3 and r["synopsis"] for r in good if not r["error"])
 
 
-def test_a_record_cut_short_by_a_crash_is_redone(collection, tmp_path, monkeypatch):
-    _patch_model(monkeypatch)
+def test_a_record_cut_short_by_a_crash_is_redone(collection, tmp_path, monkeypatch, tiny):
+    _patch_model(monkeypatch, tiny)
     out = tmp_path / "results.jsonl"
     videos = [str(collection / "v0.mp4"), str(collection / "v1.mp4")]
     argv = ["predict", *videos, "--model", "s2dnet-x3d-k400", "--untrained", "--output", str(out), "--workers", "0"]
@@ -176,14 +180,14 @@ def test_a_record_cut_short_by_a_crash_is_redone(collection, tmp_path, monkeypat
     assert [json.loads(line)["path"] for line in out.read_text().splitlines()] == videos
 
 
-def test_retry_failed_replaces_the_failure_record(tmp_path, monkeypatch):
-    _patch_model(monkeypatch)
-    good = write_video(tmp_path / "good.mp4", num_frames=10, width=64, height=64)
-    later = write_not_video(tmp_path / "later.mp4")
+def test_retry_failed_replaces_the_failure_record(tmp_path, monkeypatch, tiny, videos):
+    _patch_model(monkeypatch, tiny)
+    good = videos.write_video(tmp_path / "good.mp4", num_frames=10, width=64, height=64)
+    later = videos.write_not_video(tmp_path / "later.mp4")
     out = tmp_path / "results.jsonl"
     argv = ["predict", str(good), str(later), "--model", "x3d-m", "--untrained", "--output", str(out)]
     assert main(argv) == 1
-    write_video(later, num_frames=10, width=64, height=64)  # the download was completed since
+    videos.write_video(later, num_frames=10, width=64, height=64)  # the download was completed since
     assert main(argv) == 0  # recorded failures are kept without --retry-failed
     assert main([*argv, "--retry-failed"]) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
@@ -202,7 +206,7 @@ def test_output_errors(tmp_path, capsys):
     assert "bad.jsonl:1: not a JSON record" in capsys.readouterr().err
 
 
-def test_bf16_autocast_as_on_cuda_and_the_defaults(collection, monkeypatch):
+def test_bf16_autocast_as_on_cuda_and_the_defaults(collection, monkeypatch, tiny):
     """The CUDA path's autocast (bf16), run on the CPU: same videos, probabilities close to fp32."""
     from s2d.batch_predict import default_batch_size, default_workers
 
@@ -219,7 +223,7 @@ def test_bf16_autocast_as_on_cuda_and_the_defaults(collection, monkeypatch):
     assert (default_workers("cuda"), default_batch_size("cuda")) == (8, 16)
 
 
-def test_threads_are_shared_with_the_decoders_and_restored(collection):
+def test_threads_are_shared_with_the_decoders_and_restored(collection, tiny):
     model = tiny("x3d-m")
     before = torch.get_num_threads()
     seen = []

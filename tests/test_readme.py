@@ -127,13 +127,13 @@ class Entry:
     """How one README command (matched by `pattern`, a full-match regex) is exercised."""
 
     pattern: str
-    check: Callable[[str, Path], None]
+    check: Callable[[str, Path, pytest.FixtureRequest], None]
     reason: str = ""  # when not run as written: why, and what is checked instead
     slow: bool = False
     matched: list[str] = field(default_factory=list)
 
 
-def _pip_extras(command: str, tmp_path: Path) -> None:
+def _pip_extras(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     import tomllib
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
@@ -141,44 +141,42 @@ def _pip_extras(command: str, tmp_path: Path) -> None:
         assert extra in project.get("optional-dependencies", {}), f"{command}: no extra {extra!r} in pyproject.toml"
 
 
-def _cpu_wheels(command: str, tmp_path: Path) -> None:
+def _cpu_wheels(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     assert "--index-url https://download.pytorch.org/whl/cpu" in command
     assert {"torch", "torchvision"} <= set(command.split())
 
 
-def _pytest_suite(command: str, tmp_path: Path) -> None:
+def _pytest_suite(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     import tomllib
 
     options = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["pytest"]["ini_options"]
     assert any(m.startswith("slow:") for m in options["markers"]), "the `slow` marker is not declared"
 
 
-def _run(command: str, tmp_path: Path) -> None:
+def _run(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     run_shell(command, tmp_path)
 
 
-def _predict(command: str, tmp_path: Path) -> None:
-    from videos import encoder_available, write_video
-
+def _predict(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    videos = request.getfixturevalue("videos")
     for path in shlex.split(command, comments=True)[4:]:
         if path.startswith("--"):
             break
         if "*" in path:
             path = path.replace("*", "example")
-        codec = "vp9" if path.endswith(".webm") and encoder_available("vp9") else "h264"
+        codec = "vp9" if path.endswith(".webm") and videos.encoder_available("vp9") else "h264"
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        write_video(tmp_path / path, codec=codec, num_frames=20, width=96, height=72)
+        videos.write_video(tmp_path / path, codec=codec, num_frames=20, width=96, height=72)
     result = run_shell(command, tmp_path)
     assert "example" in result.stdout and "warning: untrained weights" in result.stderr
     assert list((tmp_path / "vis").glob("*.png")) and list((tmp_path / "vis").glob("*.gif"))
 
 
-def _predict_collection(command: str, tmp_path: Path) -> None:
+def _predict_collection(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """A folder of two videos (one in a sub-folder); run twice: the second run has nothing left to do."""
     import json
 
-    from videos import write_video
-
+    write_video = request.getfixturevalue("videos").write_video
     (tmp_path / "videos" / "more").mkdir(parents=True)
     write_video(tmp_path / "videos" / "a.mp4", num_frames=20, width=96, height=72)
     write_video(tmp_path / "videos" / "more" / "b.mp4", num_frames=12, width=72, height=96)
@@ -190,11 +188,11 @@ def _predict_collection(command: str, tmp_path: Path) -> None:
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 2
 
 
-def _validate(command: str, tmp_path: Path) -> None:
+def _validate(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     accepts(command)
 
 
-def _bench_base(command: str, tmp_path: Path) -> None:
+def _bench_base(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     from s2d.bench.report import load_document
 
     accepts(command)
@@ -240,9 +238,9 @@ def _command_params() -> list:
 
 
 @pytest.mark.parametrize("command", _command_params())
-def test_readme_command(command: str, tmp_path: Path) -> None:
+def test_readme_command(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     entry = _entry_for(command)
-    entry.check(command, tmp_path)
+    entry.check(command, tmp_path, request)
 
 
 def test_every_registered_command_is_in_the_readme() -> None:
@@ -261,19 +259,18 @@ def _run_snippet(code: str) -> dict:
     return namespace
 
 
-def _snippet_model(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _snippet_model(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     ns = _run_snippet(code)
     out = ns["out"]
     assert out.logits.shape == (2, 174) and out.topk.shape[0] == 2
 
 
-def _snippet_pretrained(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _snippet_pretrained(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                        request: pytest.FixtureRequest) -> None:
     """Placeholders filled in: the shipped zoo model, pushed to a local Hub server."""
-    from hub_server import LocalHub, use_local_hub
-
     import huggingface_hub
 
-    hub = LocalHub().start()
+    hub = request.getfixturevalue("local_hub")
 
     class UploadsToLocalHub:  # HfApi stand-in: LocalHub serves downloads only, uploads are committed directly
         def __init__(self, token=None):
@@ -286,14 +283,10 @@ def _snippet_pretrained(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
             return argparse.Namespace(oid=hub.commit_folder(repo_id, folder_path), commit_url=None)
 
     monkeypatch.setattr(huggingface_hub, "HfApi", UploadsToLocalHub)
-    try:
-        use_local_hub(monkeypatch, hub, tmp_path / "hf")
-        monkeypatch.chdir(tmp_path)
-        ns = _run_snippet("import s2d\n" + code.replace('"org/folder-or-zoo-name"', '"s2dnet-x3d-synth"'))
-        assert (tmp_path / "out" / "model.safetensors").is_file()
-        assert "org/name" in hub.repos and ns["model"].weights_source.verified
-    finally:
-        hub.stop()
+    monkeypatch.chdir(tmp_path)
+    ns = _run_snippet("import s2d\n" + code.replace('"org/folder-or-zoo-name"', '"s2dnet-x3d-synth"'))
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    assert "org/name" in hub.repos and ns["model"].weights_source.verified
 
 
 SNIPPETS: list[tuple[str, Callable]] = [
@@ -303,11 +296,12 @@ SNIPPETS: list[tuple[str, Callable]] = [
 
 
 @pytest.mark.parametrize("code", readme_snippets(), ids=lambda c: c.strip().splitlines()[-1][:40])
-def test_readme_snippet(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_snippet(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                        request: pytest.FixtureRequest) -> None:
     found = [run for pattern, run in SNIPPETS if re.search(pattern, code)]
     assert len(found) == 1, (f"README python block not registered (or matched by several entries):\n{code}\n"
                              + REGISTER.format(table="SNIPPETS"))
-    found[0](code, tmp_path, monkeypatch)
+    found[0](code, tmp_path, monkeypatch, request)
 
 
 # -- commands quoted in the prose ---------------------------------------------------------------------

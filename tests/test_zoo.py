@@ -1,7 +1,7 @@
 """The zoo: `s2d.load`, the Hub mixin, the index, model cards and publishing.
 
-Hub tests run huggingface_hub's real download code against `hub_server.LocalHub` on 127.0.0.1,
-with the Hugging Face cache in a temporary folder; nothing touches the internet.
+Hub tests run huggingface_hub's real download code against the `local_hub` fixture's server on
+127.0.0.1, with the Hugging Face cache in a temporary folder; nothing touches the internet.
 """
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import argparse
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 import s2d
-from hub_server import LocalHub, set_offline, use_local_hub
 from s2d import zoo
 from s2d.cards import DATASETS, card_numbers, render_config
 from s2d.flops import count_params
@@ -90,11 +90,8 @@ def zoo_env(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def hub(tmp_path, monkeypatch):
-    server = LocalHub().start()
-    use_local_hub(monkeypatch, server, tmp_path / "hf")
-    yield server
-    server.stop()
+def hub(local_hub):
+    return local_hub
 
 
 @pytest.fixture
@@ -198,7 +195,7 @@ def test_names_without_weights_and_unknown_names(zoo_env):
 
 # -- the Hub ------------------------------------------------------------------------------------------
 
-def test_load_from_hub_then_offline_from_cache(published, hub, monkeypatch):
+def test_load_from_hub_then_offline_from_cache(published, hub, monkeypatch, hub_env):
     expected = logits(tiny_model(0))
     model = s2d.load("tiny")
     assert torch.equal(logits(model), expected)
@@ -211,7 +208,7 @@ def test_load_from_hub_then_offline_from_cache(published, hub, monkeypatch):
     assert len(hub.requests) == served
 
     hub.stop()
-    set_offline(monkeypatch)
+    hub_env.offline()
     assert torch.equal(logits(s2d.load("tiny")), expected)
     assert torch.equal(logits(s2d.load(f"hf-hub:org/tiny@{published['a']}")), expected)
     with pytest.raises(WeightsUnavailableError) as err:  # never downloaded
@@ -219,8 +216,8 @@ def test_load_from_hub_then_offline_from_cache(published, hub, monkeypatch):
     assert f"hf download org/tiny --revision {published['b']} --local-dir" in str(err.value)
 
 
-def test_offline_without_cache_prints_the_download_command(published, monkeypatch):
-    set_offline(monkeypatch)
+def test_offline_without_cache_prints_the_download_command(published, monkeypatch, hub_env):
+    hub_env.offline()
     with pytest.raises(WeightsUnavailableError) as err:
         s2d.load("tiny")
     message = str(err.value)
@@ -229,12 +226,12 @@ def test_offline_without_cache_prints_the_download_command(published, monkeypatc
     assert "HF_HUB_OFFLINE" in message
 
 
-def test_unreachable_hub_fails_at_once_with_the_real_error(published, hub, tmp_path, monkeypatch, caplog):
+def test_unreachable_hub_fails_at_once_with_the_real_error(published, hub, tmp_path, monkeypatch, caplog, hub_env):
     """No network: one refused connection is the answer, not a series of retries with backoff."""
     expected = logits(tiny_model(0))
     s2d.load("tiny")  # now cached
     hub.stop()
-    use_local_hub(monkeypatch, None, tmp_path / "hf")  # the same cache, an endpoint nothing listens on
+    hub_env.use(None, tmp_path / "hf")  # the same cache, an endpoint nothing listens on
     sleeps = []
     monkeypatch.setattr("huggingface_hub.utils._http.time.sleep", sleeps.append)
     assert torch.equal(logits(s2d.load("tiny")), expected)  # the cache still serves the pinned commit
@@ -289,7 +286,7 @@ def test_hub_errors(hub, tmp_path):
     assert s2d.load("hf-hub:org/empty", pretrained=False).config == tiny_model().config
 
 
-def test_zoo_folder_weights(published, zoo_env, tmp_path, monkeypatch):
+def test_zoo_folder_weights(published, zoo_env, tmp_path, monkeypatch, hub_env):
     """zoo/<name>/model.safetensors (e.g. `hf download ... --local-dir zoo/<name>`) wins over the Hub."""
     hub_folder = published["folders"][0]
     local = tmp_path / "zoo" / "tiny"
@@ -297,7 +294,7 @@ def test_zoo_folder_weights(published, zoo_env, tmp_path, monkeypatch):
     for name in ("config.json", "model.safetensors"):
         (local / name).write_bytes((hub_folder / name).read_bytes())
     monkeypatch.chdir(tmp_path)
-    set_offline(monkeypatch)
+    hub_env.offline()
     model = s2d.load("tiny")
     assert model.weights_source.kind == "zoo" and model.weights_source.verified
     assert torch.equal(logits(model), logits(tiny_model(0)))
@@ -309,12 +306,12 @@ def test_zoo_folder_weights(published, zoo_env, tmp_path, monkeypatch):
     assert torch.equal(logits(s2d.load("zoo/tiny")), logits(tiny_model(1)))  # by path: no index check
 
 
-def test_bundled_weights(zoo_env, tmp_path, monkeypatch):
+def test_bundled_weights(zoo_env, tmp_path, monkeypatch, hub_env):
     """An index entry without a repo: weights shipped in zoo/<name>/, checked like downloaded ones."""
     local = tmp_path / "zoo" / "tiny"
     tiny_model(0).save_pretrained(local)
     zoo_env("tiny", None, None, local / "model.safetensors")
-    set_offline(monkeypatch)
+    hub_env.offline()
     model = s2d.load("tiny")
     assert model.weights_source.kind == "zoo" and model.weights_source.verified
     assert torch.equal(logits(model), logits(tiny_model(0)))
@@ -348,7 +345,7 @@ def test_index_entry_validation(entry, problem):
 class FakeApi:
     """HfApi stand-in whose uploads land in the LocalHub (the commit protocol is not emulated)."""
 
-    hub: LocalHub
+    hub: Any  # the LocalHub of the test
     calls: list = []
 
     def __init__(self, token=None):
