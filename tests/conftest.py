@@ -6,8 +6,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import hub_server
-import videos as video_helpers
+from helpers import hub_server
+from helpers import videos as video_helpers
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 

@@ -29,10 +29,10 @@ from typing import Callable
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
-REGISTER = ("Register it in tests/test_readme.py: add an entry to {table} whose pattern matches it, saying how "
+REGISTER = ("Register it in tests/cli/test_readme.py: add an entry to {table} whose pattern matches it, saying how "
             "to run it (inputs to create, a `slow` mark if it takes more than ~30 s) or, if it cannot run here, "
             "why not and what to check instead.")
 

@@ -6,7 +6,7 @@ import torch
 
 import s2d
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _diagnose():

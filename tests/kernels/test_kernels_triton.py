@@ -16,8 +16,8 @@ import torch
 
 from s2d_kernels.backend import resolve_backend
 
-ROOT = Path(__file__).resolve().parents[1]
-INTERP_FILE = "tests/test_kernels_triton_interp.py"
+ROOT = Path(__file__).resolve().parents[2]
+INTERP_FILE = "tests/kernels/test_kernels_triton_interp.py"
 #: Static shared memory available per block (dynamic allocation limit) on each target.
 SHARED_LIMIT = {80: 163 * 1024, 90: 227 * 1024}
 

@@ -17,7 +17,7 @@ from s2d.synth import (CLASSES, GLYPH_PERIOD, GLYPHS, LABEL_LIST, SyntheticDetai
                        sample_params, write_video)
 from s2d.synth_views import nearest_view, no_leak_check
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "synthetic" / "results.json"
 
 

@@ -24,7 +24,7 @@ from s2d.publish import publish
 from s2d.zoo_cards import measure_config, render_zoo_card, sync_cards
 from s2d.zoo_index import ZooEntry, load_index
 
-REPO_ZOO = Path(__file__).resolve().parent.parent / "zoo"
+REPO_ZOO = Path(__file__).resolve().parents[2] / "zoo"
 
 # An S2DNet with X3D-tiny backbones and small inputs: ~1.3M parameters, a 5 MB safetensors file.
 TINY = dict(dense_frames=8, dense_size=64, synopsis={"arch": "x3d_tiny", "frames": 4, "size": 64},

@@ -28,7 +28,7 @@ from s2d.train.checkpoint import STATE_NAME, latest_checkpoint, load_state
 from s2d.train.optim import WarmupCosine, build_optimizer, build_scheduler
 
 TESTS = Path(__file__).resolve().parent
-ROOT = TESTS.parent
+ROOT = TESTS.parents[1]
 
 TINY = dict(num_classes=4, labels=None, topk=2, dense_frames=8, dense_size=48,
             synopsis={"arch": "x3d_tiny", "frames": 4, "size": 32}, detail={"arch": "x3d_tiny"},

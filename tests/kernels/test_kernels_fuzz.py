@@ -5,7 +5,7 @@ Forward and backward (grads to the six raw parameters, and to float frames), for
 spreads that push grids off the frame, uint8 and float clips, both temporal filters and both
 layouts (`s2d_kernels.testing.sampler_inputs`, `check_sampler_backend`). The Triton kernels are
 fuzzed the same way under the interpreter, in the subprocess run of
-`tests/test_kernels_triton_interp.py` (fewer examples there: interpreted kernels are slow).
+`tests/kernels/test_kernels_triton_interp.py` (fewer examples there: interpreted kernels are slow).
 """
 import pytest
 from hypothesis import HealthCheck, given, settings

@@ -1,10 +1,10 @@
 """Triton kernels under the CPU interpreter against the torch reference, forward and backward.
 
 These tests need `TRITON_INTERPRET=1` in the environment before Triton is imported, so they skip in
-an ordinary pytest process; `tests/test_kernels_triton.py` runs this file in a subprocess with the
+an ordinary pytest process; `tests/kernels/test_kernels_triton.py` runs this file in a subprocess with the
 variable set (and fails if anything here fails or skips), so the default `pytest` run covers it:
 
-    TRITON_INTERPRET=1 python -m pytest tests/test_kernels_triton_interp.py
+    TRITON_INTERPRET=1 python -m pytest tests/kernels/test_kernels_triton_interp.py
 """
 import os
 
@@ -13,7 +13,7 @@ import torch
 
 pytestmark = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1",
                                 reason="needs TRITON_INTERPRET=1 set before triton is imported "
-                                       "(run by tests/test_kernels_triton.py in a subprocess)")
+                                       "(run by tests/kernels/test_kernels_triton.py in a subprocess)")
 
 from s2d_kernels.sampler import RawSampling, filterbank_sample, filterbank_sample_dense, normalize_frames  # noqa: E402
 from s2d_kernels.testing import assert_close_scaled, make_case  # noqa: E402

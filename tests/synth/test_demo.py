@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO / "zoo" / "s2dnet-x3d-synth" / "model.safetensors"
 
 pytestmark = pytest.mark.skipif(not WEIGHTS.is_file(), reason="the s2dnet-x3d-synth checkpoint is not in zoo/")
