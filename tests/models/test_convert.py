@@ -1,7 +1,7 @@
 """Checkpoint converters: official S2DNet, pytorchvideo and SlowFast X3D, torchvision ImageNet.
 
 Nothing is downloaded: the checkpoints are state dicts built from the recorded key lists of the
-official code and of pytorchvideo (`/work/shared/official/`), from our own models renamed to the
+official checkpoints and of pytorchvideo (`tests/data/official/`), from our own models renamed to the
 foreign layout, or from randomly initialised torchvision models.
 """
 from __future__ import annotations
@@ -20,8 +20,7 @@ from s2d.convert import (BackboneWeights, CheckpointError, convert_official, con
                          convert_slowfast_x3d, convert_torchvision, load_backbone_weights, load_checkpoint_file,
                          load_state_dict_strict)
 
-OFFICIAL = Path("/work/shared/official")
-needs_official = pytest.mark.skipif(not OFFICIAL.is_dir(), reason="official key lists not available")
+OFFICIAL = Path(__file__).resolve().parents[1] / "data" / "official"
 
 
 def run_cli(module: str, argv: list[str]) -> int:
@@ -64,7 +63,6 @@ def random_official_state(name: str) -> dict[str, torch.Tensor]:
             for k, shape, dtype in official_keys(name)}
 
 
-@needs_official
 @pytest.mark.parametrize("keys, model_name", [("sthv2_efficient_keys.tsv", "s2dnet-tsm-sthv2"),
                                               ("minik_keys.tsv", "s2dnet-tsm-minik")])
 def test_official_layout_loads_strictly(keys, model_name):
@@ -79,7 +77,6 @@ def test_official_layout_loads_strictly(keys, model_name):
         assert torch.equal(model.state_dict()[ours], state[off_key])
 
 
-@needs_official
 def test_official_checkpoint_cli_reproduces_outputs(tmp_path):
     """Weights written in the official layout, converted by the CLI, give the original outputs.
 
@@ -110,7 +107,6 @@ def test_official_checkpoint_cli_reproduces_outputs(tmp_path):
     assert torch.equal(b.topk, a.topk)
 
 
-@needs_official
 def test_official_cli_names_bad_keys(tmp_path, capsys):
     state = random_official_state("sthv2_efficient_keys.tsv")
     state.pop("DNet.model.new_fc.bias")
@@ -144,7 +140,6 @@ def pytorchvideo_keys() -> list[tuple[str, tuple[int, ...]]]:
     return rows
 
 
-@needs_official
 def test_pytorchvideo_x3d_m_converts_into_baseline_and_s2dnet(tmp_path):
     g = torch.Generator().manual_seed(2)
     state = {k: (torch.randn(s, generator=g) if not k.endswith("num_batches_tracked") else torch.tensor(7))
