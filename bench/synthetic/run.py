@@ -41,12 +41,10 @@ import torch
 
 import s2d
 from s2d.clip import channels_first
-from s2d.data import collate
 from s2d.train import train
 from s2d.train.recipes import synth_recipe
-from s2d.sampling import window_params
 from s2d.synth import CLASSES, LABEL_LIST, SyntheticDetailDataset
-from s2d.synth_views import where_it_looked
+from s2d.synth_score import score_synthetic
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -69,52 +67,12 @@ def baseline_recipe(size: int, clips: int, out_dir: Path) -> dict[str, Any]:
     return recipe
 
 
-def _batches(data: SyntheticDetailDataset, count: int, batch: int = 32):
-    for i in range(0, count, batch):
-        items = [data[j] for j in range(i, min(count, i + batch))]
-        b = collate(items)
-        yield channels_first(b["frames"]), b["num_frames"], b["labels"], [data.params(j) for j in range(i, i + len(items))]
-
-
-@torch.no_grad()
 def score(model, data: SyntheticDetailDataset, count: int, look: str = "locator", stride: float | None = None) -> dict:
-    """Top-1/top-5 (%) on the first `count` clips; for S2DNet also where it looked. `look`:
-    "locator" (the model's own windows), "centre" (stage 1's centre crop) or "fixed" (a centred
-    window at `stride` px)."""
-    model.eval()
-    is_s2d = getattr(model.config, "kind", "") == "s2dnet"
-    n = top1 = top5 = s_top1 = s_top5 = in_view = shown = 0
-    err: list[float] = []
-    if is_s2d:
-        model.set_freeze_sampler(look == "centre")
-    c = model.config
-    for frames, num, labels, truth in _batches(data, count):
-        kwargs = {}
-        if look == "fixed":
-            B = frames.shape[0]
-            mid = torch.full((B,), (c.dense_size - 1) / 2)
-            kwargs["look_at"] = window_params(mid, mid, torch.full((B,), stride), c.sampler.frames, c.dense_size,
-                                              c.dense_size, c.sampler.size)
-        out = model(frames, num, **kwargs)
-        n += labels.numel()
-        top1 += int((out.logits.argmax(1) == labels).sum())
-        top5 += int((out.logits.topk(5, 1).indices == labels[:, None]).any(1).sum())
-        if is_s2d:
-            s_top1 += int((out.snet_logits.argmax(1) == labels).sum())
-            s_top5 += int((out.snet_logits.topk(5, 1).indices == labels[:, None]).any(1).sum())
-            for clip in where_it_looked(out.params, truth, c.dense_frames, c.sampler.size):
-                shown += sum(clip["glyph_shown"])
-                in_view += sum(o and g for o, g in zip(clip["on_object"], clip["glyph_shown"]))
-            focus = torch.tensor([p.glyph_centre() for p in truth])
-            err += torch.hypot(out.params.centre_x.mean(1) - focus[:, 0], out.params.centre_y.mean(1) - focus[:, 1]).tolist()
-    if is_s2d:
-        model.set_freeze_sampler(False)
-    res = {"clips": n, "top1": round(100 * top1 / n, 2), "top5": round(100 * top5 / n, 2)}
-    if is_s2d:
-        res.update({"snet_top1": round(100 * s_top1 / n, 2), "snet_top5": round(100 * s_top5 / n, 2),
-                    "glyph_in_view": round(100 * in_view / max(1, shown), 2),
-                    "window_to_glyph_px": round(sum(err) / len(err), 2)})
-    return res
+    """`score_synthetic` on the first `count` clips, rounded for the record (synopsis figures as
+    `snet_*`, the names of the training metrics)."""
+    raw = score_synthetic(model, data, range(count), look=look, stride=stride)
+    names = {"synopsis_top1": "snet_top1", "synopsis_top5": "snet_top5"}
+    return {names.get(k, k): (v if k == "clips" else round(v, 2)) for k, v in raw.items()}
 
 
 def complexity(model, data: SyntheticDetailDataset, clips: int = 64) -> dict[str, Any]:

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from s2d.io import read_clip
     from s2d.predict import predict
     from s2d.synth import CLASSES, SyntheticDetailDataset, write_video
+    from s2d.synth_score import score_synthetic
     from s2d.synth_views import where_it_looked
     from s2d.viz import save_visualisation
     from s2d.zoo import load
@@ -73,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"model {args.model}: synopsis {config.synopsis.frames}x{config.synopsis.size}^2 (nearest) -> top-{config.topk} "
           f"-> detail {config.sampler.frames}x{config.sampler.size}^2 sampled from {T}x{R}^2 clips")
     if args.eval:
-        score = evaluate(model, data, range(args.start, args.start + args.eval), device=args.device)
-        fixed = evaluate(model, data, range(args.start, args.start + args.eval), device=args.device, centre_crop=True)
+        clips = range(args.start, args.start + args.eval)
+        score = score_synthetic(model, data, clips, device=args.device)
+        fixed = score_synthetic(model, data, clips, look="centre", device=args.device)
         print(f"\n{args.eval} held-out clips (test split, data seed {args.seed}):")
         print(f"  top-1 {score['top1']:.1f}%   synopsis top-1 {score['synopsis_top1']:.1f}% (colour only)   "
               f"glyph in view {score['glyph_in_view']:.1f}% of the detail frames showing it")
@@ -113,39 +115,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{correct}/{args.num} shown clips correct; synopsis top-{config.topk} held the truth for "
           f"{synopsis_hit}/{args.num}; pictures in {out}; {time.perf_counter() - started:.1f} s")
     return 0
-
-
-def evaluate(model, data, indices, device: str = "cpu", centre_crop: bool = False, batch_size: int = 16) -> dict:
-    """Top-1, synopsis top-1 and glyph-in-view rate (percent) of `model` on clips `indices` of
-    `data`, in memory (no video files); `centre_crop` looks where stage 1 did instead."""
-    import torch
-
-    from s2d.clip import channels_first
-    from s2d.data import collate
-    from s2d.synth_views import where_it_looked
-
-    config = model.config
-    was_frozen = model.freeze_sampler
-    model.set_freeze_sampler(centre_crop)
-    model.eval()
-    hits = synopsis_hits = in_view = shown = 0
-    indices = list(indices)
-    try:
-        for i in range(0, len(indices), batch_size):
-            chunk = indices[i:i + batch_size]
-            batch = collate([data[j] for j in chunk])
-            frames = channels_first(batch["frames"]).to(device)
-            with torch.no_grad():
-                out = model(frames, batch["num_frames"].to(device))
-            labels = batch["labels"].to(device)
-            hits += int((out.logits.argmax(1) == labels).sum())
-            synopsis_hits += int((out.snet_logits.argmax(1) == labels).sum())
-            truth = [data.params(j) for j in chunk]
-            for clip in where_it_looked(out.params, truth, config.dense_frames, config.sampler.size):
-                shown += sum(clip["glyph_shown"])
-                in_view += sum(o and g for o, g in zip(clip["on_object"], clip["glyph_shown"]))
-    finally:
-        model.set_freeze_sampler(was_frozen)
-    n = len(indices)
-    return {"clips": n, "top1": 100 * hits / n, "synopsis_top1": 100 * synopsis_hits / n,
-            "glyph_in_view": 100 * in_view / max(1, shown)}

@@ -181,12 +181,41 @@ def test_checkpoint_finds_and_reads_the_glyph_on_held_out_clips(data_seed):
     (the in-view rate is counted per frame, but frames of a clip move together, so clips are the
     unit), plus one clip."""
     import s2d
-    from s2d.cli.demo import evaluate
+    from s2d.synth_score import score_synthetic
 
     report = json.loads(RESULTS.read_text(encoding="utf-8"))["models"]["s2dnet"]
     model = s2d.load("s2dnet-x3d-synth")
-    got = evaluate(model, SyntheticDetailDataset("test", 64, seed=data_seed), range(64))
+    got = score_synthetic(model, SyntheticDetailDataset("test", 64, seed=data_seed), range(64))
     for key in ("top1", "glyph_in_view"):
         p = report[key] / 100
         slack = 3 * math.sqrt(max(p * (1 - p), 0.02) / 64) + 1 / 64
         assert abs(got[key] / 100 - p) <= slack, (key, got[key], report[key])
+
+
+def test_scoring_counts_what_a_window_shows():
+    """`score_synthetic` on an untrained synthetic-benchmark S2DNet looking through fixed centred
+    windows: one narrower than the glyph never shows it whole, a wider one shows at least as much,
+    and the window-to-glyph distance is the mean distance of the glyph centres to the frame centre;
+    bad arguments are refused and the model is left as it was."""
+    import s2d
+    from s2d.synth_score import score_synthetic
+
+    torch.manual_seed(0)
+    model = s2d.create("s2dnet-x3d-synth").train()
+    c = model.config
+    data = SyntheticDetailDataset("val", 12, seed=5)
+    narrow = score_synthetic(model, data, range(12), look="fixed", stride=0.25, batch_size=5)
+    wide = score_synthetic(model, data, range(12), look="fixed", stride=2.0)
+    assert narrow["clips"] == wide["clips"] == 12
+    assert narrow["glyph_in_view"] == 0.0  # a 7.75-px window cannot hold the 16-px glyph
+    assert wide["glyph_in_view"] >= narrow["glyph_in_view"]
+    mid = (c.dense_size - 1) / 2
+    expected = sum(math.hypot(*(g - mid for g in data.params(i).glyph_centre())) for i in range(12)) / 12
+    for got in (narrow, wide):
+        assert abs(got["window_to_glyph_px"] - expected) < 1e-4
+        assert 0 <= got["top1"] <= got["top5"] <= 100 and 0 <= got["synopsis_top1"] <= got["synopsis_top5"] <= 100
+    assert model.training and not model.freeze_sampler
+    with pytest.raises(ValueError, match="look must be one of"):
+        score_synthetic(model, data, range(2), look="random")
+    with pytest.raises(ValueError, match="stride is given for look='fixed'"):
+        score_synthetic(model, data, range(2), look="fixed")
