@@ -365,10 +365,8 @@ def write_video(path: str | os.PathLike, frames: torch.Tensor | np.ndarray, fps:
             stream.options = {"crf": "18", "preset": "veryfast"}
         stream.width, stream.height = array.shape[2], array.shape[1]
         for image in array:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())  # flush the encoder
     os.replace(tmp, path)
     return path
 

@@ -79,10 +79,8 @@ def encode_video(directory: Path, shape: VideoShape) -> tuple[Path, str]:
                 stream.options = dict(options)
                 for i in range(shape.frames):
                     frame = av.VideoFrame.from_ndarray(synthetic_frame(i, shape, noise), format="rgb24")
-                    for packet in stream.encode(frame):
-                        container.mux(packet)
-                for packet in stream.encode():
-                    container.mux(packet)
+                    container.mux(stream.encode(frame))
+                container.mux(stream.encode())  # flush the encoder
             return path, encoder
         except Exception as err:  # encoder missing from this FFmpeg build: try the next one
             last_error = err

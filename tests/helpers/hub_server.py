@@ -167,14 +167,23 @@ class _Handler(BaseHTTPRequestHandler):
             return self._resolve(repo_id, revision, filename, body)
         self._send(404, {}, b"not found", body)
 
+    def _commit_tree(self, repo_id: str, revision: str, body: bool) -> tuple[str, dict[str, bytes]] | None:
+        """The commit a revision names and its files; None after answering the Hub's error."""
+        if repo_id not in self.hub.repos:
+            self._error("RepoNotFound", f"Repository {repo_id} not found", body)
+            return None
+        commit = self.hub.resolve(repo_id, revision)
+        if commit is None:
+            self._error("RevisionNotFound", f"Invalid rev id: {revision}", body)
+            return None
+        return commit, self.hub.repos[repo_id].commits[commit]
+
     def _resolve(self, repo_id: str, revision: str, filename: str, body: bool) -> None:
         hub = self.hub
-        if repo_id not in hub.repos:
-            return self._error("RepoNotFound", f"Repository {repo_id} not found", body)
-        commit = hub.resolve(repo_id, revision)
-        if commit is None:
-            return self._error("RevisionNotFound", f"Invalid rev id: {revision}", body)
-        tree = hub.repos[repo_id].commits[commit]
+        found = self._commit_tree(repo_id, revision, body)
+        if found is None:
+            return
+        commit, tree = found
         if filename not in tree:
             return self._error("EntryNotFound", f"{filename} does not exist at {commit}", body,
                                {"X-Repo-Commit": commit})
@@ -188,15 +197,12 @@ class _Handler(BaseHTTPRequestHandler):
                          "Content-Type": "application/octet-stream"}, data, body)
 
     def _api(self, parts: list[str], body: bool) -> None:
-        hub = self.hub
         repo_id = "/".join(parts[:2])
         revision = parts[3] if len(parts) >= 4 and parts[2] == "revision" else "main"
-        if repo_id not in hub.repos:
-            return self._error("RepoNotFound", f"Repository {repo_id} not found", body)
-        commit = hub.resolve(repo_id, revision)
-        if commit is None:
-            return self._error("RevisionNotFound", f"Invalid rev id: {revision}", body)
-        tree = hub.repos[repo_id].commits[commit]
+        found = self._commit_tree(repo_id, revision, body)
+        if found is None:
+            return
+        commit, tree = found
         info = {"id": repo_id, "modelId": repo_id, "sha": commit, "private": False,
                 "siblings": [{"rfilename": name} for name in sorted(tree)]}
         self._send(200, {"Content-Type": "application/json"}, json.dumps(info).encode(), body)

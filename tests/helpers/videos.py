@@ -96,10 +96,8 @@ def write_video(path: str | Path, *, num_frames: int = 20, width: int = 64, heig
             img = _frame_pixels(pattern, i, width, height, gray)
             frame = av.VideoFrame.from_ndarray(img, format="gray" if gray else "rgb24")
             frame.pts = i
-            for packet in stream.encode(frame.reformat(format=pix_fmt)):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+            out.mux(stream.encode(frame.reformat(format=pix_fmt)))
+        out.mux(stream.encode(None))  # flush the encoder
     return path
 
 
@@ -122,10 +120,8 @@ def write_audio_only(path: str | Path, seconds: float = 0.2) -> Path:
         samples = np.zeros((1, int(rate * seconds)), dtype=np.int16)
         frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
         frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))  # flush the encoder
     return path
 
 
