@@ -17,14 +17,14 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["BaselineConfig", "ConfigError", "DetailConfig", "FusionConfig", "LocatorConfig", "S2DConfig",
-                     "SamplerConfig", "SynopsisConfig", "FUSION_ABLATIONS"], "s2d.config"),
-    **dict.fromkeys(["S2DNet", "S2DOutput"], "s2d.model"),
-    "VideoClassifier": "s2d.baseline",
-    **dict.fromkeys(["get_config", "list_models"], "s2d.registry"),
-    "build_model": "s2d.builder",
-    **dict.fromkeys(["create", "load"], "s2d.zoo"),
-    **dict.fromkeys(["predict_many", "find_videos"], "s2d.batch_predict"),
-    "optimize_for_inference": "s2d.optimize",
+                     "SamplerConfig", "SynopsisConfig", "FUSION_ABLATIONS"], "s2d.models.config"),
+    **dict.fromkeys(["S2DNet", "S2DOutput"], "s2d.models.s2dnet"),
+    "VideoClassifier": "s2d.models.baseline",
+    **dict.fromkeys(["get_config", "list_models"], "s2d.hub.registry"),
+    "build_model": "s2d.hub.builder",
+    **dict.fromkeys(["create", "load"], "s2d.hub.factory"),
+    **dict.fromkeys(["predict_many", "find_videos"], "s2d.inference.batch_predict"),
+    "optimize_for_inference": "s2d.inference.optimize",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -7,7 +7,7 @@
     python bench/synthetic/run.py --complexity-only               # recount the S2DNet's GMACs only
 
 Models, all tiny X3D nets trained from scratch by the library trainer (`s2d.train.train`) on
-`s2d.synth` clips (16×128², 16 classes = 4 colours × 4 glyphs):
+`s2d.synth.benchmark` clips (16×128², 16 classes = 4 colours × 4 glyphs):
 
 (a) SNet only      the synopsis net of (c) on its own (4 frames nearest-resized to 32²);
 (b) uniform DNet   a plain X3D-tiny classifier on 8 uniform frames nearest-resized to 32²;
@@ -40,11 +40,11 @@ from typing import Any
 import torch
 
 import s2d
-from s2d.clip import channels_first
+from s2d.models.clip import channels_first
 from s2d.train import train
 from s2d.train.recipes import synth_recipe
-from s2d.synth import CLASSES, LABEL_LIST, SyntheticDetailDataset
-from s2d.synth_score import score_synthetic
+from s2d.synth.benchmark import CLASSES, LABEL_LIST, SyntheticDetailDataset
+from s2d.synth.score import score_synthetic
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -79,7 +79,7 @@ def complexity(model, data: SyntheticDetailDataset, clips: int = 64) -> dict[str
     """Parameters and GMACs per clip: the dense reference count, and what the CPU path runs,
     averaged over the first `clips` scored clips at batch 1 (its sampler reads only the box its
     windows cover, so the count follows where the model looked)."""
-    from s2d.flops import measure
+    from s2d.models.flops import measure
 
     dense = measure(model, backend="reference")
     runs = [measure(model, _frames(data, i), backend="torch") for i in range(min(clips, len(data)))]
@@ -103,13 +103,13 @@ def score_s2dnet(model, data, count: int) -> dict[str, Any]:
 
 def publish(run_dir: Path, result: dict[str, Any], data_seed: int) -> Path:
     """Copy a trained S2DNet into zoo/<name>/ with eval.json, record its sha256 in the index."""
-    from s2d.zoo_index import ZooEntry, index_path
+    from s2d.hub._index import ZooEntry, index_path
 
     folder = REPO / "zoo" / ZOO_NAME
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("model.safetensors", "config.json"):
         shutil.copyfile(run_dir / name, folder / name)
-    evaluation = {"dataset": "s2d.synth (synthetic detail benchmark)",
+    evaluation = {"dataset": "s2d.synth.benchmark (synthetic detail benchmark)",
                   "split": f"test, data seed {data_seed}, first {result['clips']} clips",
                   "top1": result["top1"], "top5": result["top5"], "glyph_in_view": result["glyph_in_view"],
                   "views": "1 clip × 1 crop", "videos": result["clips"], "log": "bench/synthetic/results.md"}

@@ -1,6 +1,6 @@
 """FLOPs section: parameters and GMACs per variant, split by component, beside published counts.
 
-Counts come from `s2d.flops.measure` (FlopCounterMode on the dense reference path, per video,
+Counts come from `s2d.models.flops.measure` (FlopCounterMode on the dense reference path, per video,
 for the model's dense input; GMACs = FLOPs / 2). S2DNet parts: synopsis, locator, context,
 sampler, detail, and fusion (the context-fusion convs, included in detail). References:
 
@@ -45,7 +45,7 @@ PARTS = ("synopsis", "locator", "context", "sampler", "detail", "fusion")
 
 def run(bench: Bench) -> None:
     """Count every variant (CPU, batch 1) and add total and per-part rows."""
-    from s2d.flops import measure
+    from s2d.models.flops import measure
 
     tiny = bench.mode == "tiny"
     for variant in VARIANTS:

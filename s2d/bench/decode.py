@@ -95,7 +95,7 @@ def run(bench: Bench) -> None:
     except Exception as err:
         bench.skip("decode/*", SECTION, f"s2d.io unavailable: {short_reason(err)}")
         return
-    from s2d.registry import get_config
+    from s2d.hub.registry import get_config
 
     tiny = bench.mode == "tiny"
     specs: dict[tuple[int, int], list[str]] = {}

@@ -36,7 +36,7 @@ import torch
 
 from s2d.bench.context import Bench, short_reason
 from s2d.bench.timing import Candidate, copy_bandwidth, time_interleaved
-from s2d.config import IMAGENET_MEAN, IMAGENET_STD
+from s2d.models.config import IMAGENET_MEAN, IMAGENET_STD
 
 SECTION = "kernels"
 

@@ -49,9 +49,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 def _build(args) -> "torch.nn.Module":
     import torch
 
-    from s2d.builder import build_model
-    from s2d.registry import get_config
-    from s2d.weights import config_from_file
+    from s2d.hub.builder import build_model
+    from s2d.hub.registry import get_config
+    from s2d.hub.weights import config_from_file
 
     if bool(args.model) == bool(args.config):
         raise ValueError("give exactly one of --model NAME or --config config.json")
@@ -62,7 +62,7 @@ def _build(args) -> "torch.nn.Module":
 
 def convert(args) -> tuple["torch.nn.Module", list[str]]:
     """Build the model and load the converted checkpoint(s); returns the model and a report."""
-    from s2d.convert import (CheckpointError, convert_pytorchvideo_x3d, convert_slowfast_x3d, convert_torchvision,
+    from s2d.hub.convert import (CheckpointError, convert_pytorchvideo_x3d, convert_slowfast_x3d, convert_torchvision,
                              load_backbone_weights, load_checkpoint_file, load_official_checkpoint)
 
     model = _build(args)
@@ -89,9 +89,9 @@ def convert(args) -> tuple["torch.nn.Module", list[str]]:
 
 
 def run(args) -> int:
-    from s2d.convert import CheckpointError
-    from s2d.weights import WEIGHTS_NAME, sha256_file
-    from s2d.zoo_errors import ZooError
+    from s2d.hub.convert import CheckpointError
+    from s2d.hub.weights import WEIGHTS_NAME, sha256_file
+    from s2d.hub.errors import ZooError
 
     if args.source is None:
         print("usage: python -m s2d convert {" + ",".join(SOURCES) + "} CHECKPOINT --model NAME --out DIR",

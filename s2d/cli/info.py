@@ -14,7 +14,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 def describe(name: str, flops: bool = False) -> dict:
     """One model's input spec, size and (optionally) complexity, from its config."""
     import s2d
-    from s2d.flops import count_params, measure
+    from s2d.models.flops import count_params, measure
 
     model = s2d.create(name)
     c = model.config

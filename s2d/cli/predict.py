@@ -94,8 +94,8 @@ def load_model(name: str, device: str, untrained: bool):
         model = s2d.create(name)
         model.pretrained = False
         return model.to(device).eval()
-    from s2d.zoo_errors import NoWeightsError
-    from s2d.zoo import load
+    from s2d.hub.errors import NoWeightsError
+    from s2d.hub.factory import load
     try:
         model = load(name, device=device)
     except NoWeightsError:  # a named variant without published weights: run it untrained, and say so
@@ -107,8 +107,8 @@ def load_model(name: str, device: str, untrained: bool):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from s2d.batch_predict import find_videos, predict_many
-    from s2d.results import ResultsFile, path_key
+    from s2d.inference.batch_predict import find_videos, predict_many
+    from s2d.inference.results import ResultsFile, path_key
 
     if args.retry_failed and not args.output:
         print("error: --retry-failed needs --output (the file that records the failures)", file=sys.stderr)
@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
             elif results is None:
                 _print(pred)
             if keep_detail:
-                from s2d.viz import save_visualisation
+                from s2d.inference.viz import save_visualisation
                 for p in save_visualisation(pred, model.config, args.vis, stem=stem):
                     print(f"  wrote {p}", file=sys.stderr if args.json else sys.stdout)
     finally:  # Ctrl-C or a crash: what finished is on disk, the next run picks up from there

@@ -158,7 +158,7 @@ class SomethingV2Dataset(VideoDataset):
 
     The class is the annotation's `template` with the `[` `]` brackets removed, mapped to an
     index through `classes` (the official `labels.json` mapping or a list of names, e.g.
-    `s2d/label_lists/sthv2.txt`). Annotations without a template (the test split) give label -1.
+    `s2d/models/label_lists/sthv2.txt`). Annotations without a template (the test split) give label -1.
     A video missing as `.webm` is looked for under other video extensions. `drop_unknown` is as
     for `KineticsCSVDataset`; other keyword arguments are those of `VideoDataset`.
     """

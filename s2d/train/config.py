@@ -52,7 +52,7 @@ class ModelSection:
 
     def validate(self) -> None:
         """The name must be registered and the overrides must give a valid model config."""
-        from s2d.registry import get_config
+        from s2d.hub.registry import get_config
 
         try:
             get_config(self.name, **self.overrides)

@@ -5,7 +5,7 @@ Built in:
 - `"list"`: `s2d.data.VideoListDataset` (`list_file`, `root`, ...);
 - `"kinetics"`: `s2d.data.KineticsCSVDataset` (`csv_file`, `root`, `classes`, `drop_unknown`, ...);
 - `"ssv2"`: `s2d.data.SomethingV2Dataset` (`json_file`, `root`, `classes`, `drop_unknown`, ...);
-- `"synth"` (alias `"synthetic"`): `s2d.synth.SyntheticDetailDataset` clips (`size`, `seed`,
+- `"synth"` (alias `"synthetic"`): `s2d.synth.benchmark.SyntheticDetailDataset` clips (`size`, `seed`,
   `frames`, `resolution`, `noise_std`, `num_distractors`, `spread`, `start`), procedural: each
   training epoch reads `size` fresh clips, and samples carry the glyph's `focus` (x, y).
 
@@ -141,9 +141,9 @@ def _arguments(factory: Callable[..., Any]) -> str:
 # -- clip specs and the video datasets ---------------------------------------------------------------
 
 def split_clip_spec(split: str, model_config: Any, clip: dict[str, Any] | None) -> "ClipSpec":
-    """The `ClipSpec` of a split: the model's dense clip (`s2d.clip.clip_spec`, a random crop for
+    """The `ClipSpec` of a split: the model's dense clip (`s2d.models.clip.clip_spec`, a random crop for
     training), updated by `clip`."""
-    from s2d.clip import clip_spec
+    from s2d.models.clip import clip_spec
     from s2d.io import ClipSpec
 
     values = dataclasses.asdict(clip_spec(model_config, crop="random" if split == "train" else "center"))
@@ -174,7 +174,7 @@ def _video_kwargs(split: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def _default_classes(model_config: Any, classes: Any) -> Any:
     if classes is None and getattr(model_config, "labels", None):
-        from s2d.labels import load_labels
+        from s2d.models.labels import load_labels
 
         return list(load_labels(model_config.labels))
     return classes
@@ -239,9 +239,9 @@ class ProceduralClips(Dataset):
 def _synth_dataset(split: str, model_config: Any, *, size: int = 1024, seed: int = 0, frames: int | None = None,
                    resolution: int | None = None, noise_std: float = 6.0, num_distractors: int = 3,
                    spread: int = 24, start: int = 0) -> Dataset:
-    """`s2d.synth` clips `start .. start+size-1` of `split`; `frames` and `resolution` default to
+    """`s2d.synth.benchmark` clips `start .. start+size-1` of `split`; `frames` and `resolution` default to
     the model's dense input."""
-    from s2d.synth import SyntheticDetailDataset
+    from s2d.synth.benchmark import SyntheticDetailDataset
 
     if size < 1 or start < 0:
         raise TrainConfigError(f"data kind 'synth': size must be >= 1 and start >= 0, got size={size}, start={start}")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
-from s2d.clip import channels_first
+from s2d.models.clip import channels_first
 
 #: Epoch key used for evaluation samples (kept apart from training epochs).
 EVAL_EPOCH = 2**31 - 1

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from s2d.backbones import run_backbone
-from s2d.sampling import centre_crop_params, window_params
+from s2d.models.backbones import run_backbone
+from s2d.models.sampler import centre_crop_params, window_params
 from s2d_kernels.context import topk_vector
 from s2d.train.config import OptimSection, TrainConfig
 from s2d.train.datasets import phase_dataset

@@ -14,7 +14,7 @@ from s2d.train.checkpoint import (FORMAT_VERSION, CheckpointMismatchError, captu
 from s2d.train.distributed import all_gather_objects, barrier
 from s2d.train.loader import derive_seed
 from s2d.train.runtime import seed_all
-from s2d.weights import read_weights
+from s2d.hub.weights import read_weights
 
 
 def save_run(run: Any) -> None:

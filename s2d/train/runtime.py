@@ -47,7 +47,7 @@ def configure_backends(cfg: TrainConfig, device: torch.device) -> None:
 
 def load_init(model: nn.Module, source: str) -> None:
     """Initial weights from a model folder or a `.safetensors` file (strict: every key must fit)."""
-    from s2d.weights import load_file_into
+    from s2d.hub.weights import load_file_into
 
     path = Path(source).expanduser()
     if path.is_dir():

@@ -88,7 +88,7 @@ class Trainer:
     """One rank's share of a training run; `run()` trains until done or interrupted."""
 
     def __init__(self, cfg: TrainConfig, env: DistEnv, *, allow_code: bool = False):
-        from s2d.zoo import create
+        from s2d.hub.factory import create
 
         self.cfg, self.env = cfg, env
         self.device = env.device

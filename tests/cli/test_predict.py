@@ -7,8 +7,8 @@ from PIL import Image
 
 import s2d
 from s2d.cli import main
-from s2d.predict import predict
-from s2d.viz import save_visualisation
+from s2d.inference.predict import predict
+from s2d.inference.viz import save_visualisation
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_visualisation_files(video, tmp_path, tiny):
 
 def test_detail_frames_follow_the_layout_not_the_shape():
     """Three detail frames of a TSM model ([T_d=3, 3, S, S]) are not mistaken for X3D's [3, T_d, S, S]."""
-    from s2d.viz import detail_frames
+    from s2d.inference.viz import detail_frames
 
     v = torch.zeros(3, 3, 4, 4)
     v[1, 0] = 1.0  # frame 1, red channel

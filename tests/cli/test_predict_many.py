@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import s2d
-import s2d.batch_predict as batch_predict
-from s2d.batch_predict import find_videos, predict_many
+import s2d.inference.batch_predict as batch_predict
+from s2d.inference.batch_predict import find_videos, predict_many
 from s2d.cli import main
-from s2d.predict import predict
-from s2d.results import ResultsFile
+from s2d.inference.predict import predict
+from s2d.inference.results import ResultsFile
 
 
 #: Tiny X3D networks: the same code paths as the zoo models at a fraction of the cost.
@@ -208,7 +208,7 @@ def test_output_errors(tmp_path, capsys):
 
 def test_bf16_autocast_as_on_cuda_and_the_defaults(collection, monkeypatch, tiny):
     """The CUDA path's autocast (bf16), run on the CPU: same videos, probabilities close to fp32."""
-    from s2d.batch_predict import default_batch_size, default_workers
+    from s2d.inference.batch_predict import default_batch_size, default_workers
 
     model = tiny()
     videos = find_videos([collection])[1:3]

@@ -15,14 +15,14 @@ import pytest
 import torch
 
 import s2d
-from s2d import zoo
-from s2d.cards import DATASETS, card_numbers, render_config
-from s2d.flops import count_params
-from s2d.zoo import (ChecksumError, CorruptWeightsError, HubError, NoWeightsError, UnknownModelError,
+from s2d.hub.cards import DATASETS, card_numbers, render_config
+from s2d.models.flops import count_params
+from s2d.hub.factory import (ChecksumError, CorruptWeightsError, HubError, NoWeightsError, UnknownModelError,
                      WeightsMismatchError, WeightsUnavailableError, ZooError)
-from s2d.publish import publish
-from s2d.zoo_cards import measure_config, render_zoo_card, sync_cards
-from s2d.zoo_index import ZooEntry, load_index
+from s2d.hub.publish import publish
+from s2d.hub.zoo_folder import measure_config, render_zoo_card, sync_cards
+from s2d.hub._index import ZooEntry, load_index
+from s2d.hub._sources import known_names
 
 REPO_ZOO = Path(__file__).resolve().parents[2] / "zoo"
 
@@ -202,7 +202,7 @@ def test_load_from_hub_then_offline_from_cache(published, hub, monkeypatch, hub_
     src = model.weights_source
     assert (src.kind, src.repo_id, src.revision, src.commit, src.verified) == ("hub", "org/tiny", published["a"],
                                                                                published["a"], True)
-    assert "tiny" in zoo.known_names() and load_index()["tiny"].revision == published["a"]
+    assert "tiny" in known_names() and load_index()["tiny"].revision == published["a"]
     served = len(hub.requests)
     assert s2d.load("tiny").weights_source.verified  # cache hit: a pinned commit needs no request
     assert len(hub.requests) == served
@@ -324,7 +324,7 @@ def test_bundled_weights(zoo_env, tmp_path, monkeypatch, hub_env):
     with pytest.raises(ChecksumError, match="git checkout -- "):
         s2d.load("tiny")
     (local / "model.safetensors").unlink()
-    with pytest.raises(WeightsUnavailableError, match="ship with the s2d source tree"):
+    with pytest.raises(WeightsUnavailableError, match="ship with s2d as"):
         s2d.load("tiny")
     (local / "model.safetensors").write_bytes(good)
     assert torch.equal(logits(s2d.load("tiny")), logits(tiny_model(0)))
@@ -377,7 +377,7 @@ def test_push_to_hub(hub, monkeypatch):
 def test_publish_then_load(hub, zoo_env, tmp_path, monkeypatch, capsys, complexities):
     import huggingface_hub
 
-    monkeypatch.setattr("s2d.zoo_cards.measure_config", lambda config: complexities["x3d-m"])
+    monkeypatch.setattr("s2d.hub.zoo_folder.measure_config", lambda config: complexities["x3d-m"])
     model = s2d.create("x3d-m").eval()
     model.save_pretrained(tmp_path / "trained", card=False)
     weights = tmp_path / "trained" / "model.safetensors"
@@ -474,7 +474,7 @@ def test_every_model_has_a_current_card(complexities, monkeypatch):
         assert "Delving into Details: Synopsis-to-Detail Networks" in card
         assert "github.com/aliyun/Synopsis-to-Detail-Network" in card
     assert sync_cards(check=True, complexities=complexities) == []
-    assert s2d.config.config_from_dict(json.loads((REPO_ZOO / "s2dnet-tsm-sthv2" / "config.json").read_text())) \
+    assert s2d.models.config.config_from_dict(json.loads((REPO_ZOO / "s2dnet-tsm-sthv2" / "config.json").read_text())) \
         == s2d.get_config("s2dnet-tsm-sthv2")
 
 
@@ -493,7 +493,7 @@ def test_cards_check_detects_stale_files(tmp_path, complexities, zoo_env, capsys
     card.write_text(card.read_text().replace("3,794,274", "3,794,275"))
     assert sync_cards(check=True, zoo=zoo_dir, complexities=complexities) == [card]
 
-    monkeypatch.setattr("s2d.zoo_cards.measure_config", lambda config: complexities[
+    monkeypatch.setattr("s2d.hub.zoo_folder.measure_config", lambda config: complexities[
         next(n for n in s2d.list_models() if s2d.get_config(n) == config)])
     assert run_cli("zoo", ["cards", "--check"]) == 1
     assert str(card) in capsys.readouterr().err
@@ -502,7 +502,7 @@ def test_cards_check_detects_stale_files(tmp_path, complexities, zoo_env, capsys
 
 
 def test_card_with_recorded_evaluation_and_latency(tmp_path, complexities, zoo_env, monkeypatch):
-    from s2d import zoo_cards
+    from s2d.hub import zoo_folder
 
     (tmp_path / "zoo" / "x3d-m").mkdir(parents=True)
     (tmp_path / "zoo" / "x3d-m" / "eval.json").write_text(json.dumps(
@@ -515,7 +515,7 @@ def test_card_with_recorded_evaluation_and_latency(tmp_path, complexities, zoo_e
              "unit": "videos/s", "model": "x3d-m", "batch": 1, "dtype": "fp32"}]
     bench = tmp_path / "cpu-results.json"
     bench.write_text(json.dumps({"schema": 1, "meta": meta, "rows": rows}))
-    monkeypatch.setattr(zoo_cards, "bench_results_path", lambda: bench)
+    monkeypatch.setattr(zoo_folder, "bench_results_path", lambda: bench)
     card = render_zoo_card("x3d-m", complexities["x3d-m"])
     assert "metrics:\n- accuracy" in card and "| Kinetics-400 | val (19,761 videos) | 3×10 | 75.90 | 92.10 |" in card
     assert "| Test CPU (2 cores, 2 threads) | 1 | fp32 | 812.5 |" in card and "Not measured yet" not in card

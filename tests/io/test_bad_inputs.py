@@ -17,7 +17,7 @@ import torch
 
 import s2d
 import s2d.cli as cli
-from s2d.config import ConfigError, config_from_dict
+from s2d.models.config import ConfigError, config_from_dict
 
 TINY_S2D = dict(num_classes=4, labels=None, topk=2, dense_frames=8, dense_size=48,
                 synopsis={"arch": "x3d_tiny", "frames": 4, "size": 32}, detail={"arch": "x3d_tiny"},
@@ -240,7 +240,7 @@ def test_config_bad_value_names_the_key(change, pattern):
 
 
 def test_config_file_error_names_the_file_and_the_key(files):
-    from s2d.zoo_errors import ConfigFileError
+    from s2d.hub.errors import ConfigFileError
 
     with pytest.raises(ConfigFileError, match=r"bad_config/config.json is not a valid s2d model config: "
                                               r"num_classes must be an integer"):
@@ -248,7 +248,7 @@ def test_config_file_error_names_the_file_and_the_key(files):
 
 
 def test_nan_weights_are_refused_at_load(files):
-    from s2d.zoo_errors import CorruptWeightsError
+    from s2d.hub.errors import CorruptWeightsError
 
     with pytest.raises(CorruptWeightsError, match=r"tensors hold NaN or infinite values \(.*\)"):
         s2d.load(str(files["nan_model"]))

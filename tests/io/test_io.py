@@ -59,7 +59,7 @@ def test_uniform_indices_follow_synopsis_linspace(n: int, t: int) -> None:
 
 
 def test_uniform_indices_match_the_model_sampler() -> None:
-    from s2d.clip import uniform_indices
+    from s2d.models.clip import uniform_indices
 
     for t in (1, 2, 3, 8, 16, 32):
         lengths = torch.arange(t, 400)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import s2d
-from s2d.config import ConfigError
+from s2d.models.config import ConfigError
 from s2d_kernels.sampler import RawSampling, filterbank_sample, filterbank_sample_dense
 from s2d_kernels.sampler.bands import band_rows, filter_band
 from s2d_kernels.testing import assert_close_scaled, make_case

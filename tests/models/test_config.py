@@ -4,7 +4,7 @@ import json
 import pytest
 
 import s2d
-from s2d.config import FUSION_ABLATIONS, BaselineConfig, ConfigError, S2DConfig, config_from_dict
+from s2d.models.config import FUSION_ABLATIONS, BaselineConfig, ConfigError, S2DConfig, config_from_dict
 
 
 @pytest.mark.parametrize("name", s2d.list_models())

@@ -16,7 +16,7 @@ import torchvision
 from torch import nn
 
 import s2d
-from s2d.convert import (BackboneWeights, CheckpointError, convert_official, convert_pytorchvideo_x3d,
+from s2d.hub.convert import (BackboneWeights, CheckpointError, convert_official, convert_pytorchvideo_x3d,
                          convert_slowfast_x3d, convert_torchvision, load_backbone_weights, load_checkpoint_file,
                          load_state_dict_strict)
 
@@ -229,7 +229,7 @@ def to_slowfast(state: dict[str, torch.Tensor], eps: float = 1e-5, seed: int = 3
 
 
 def test_slowfast_x3d_m_layout():
-    from s2d.backbones.x3d import x3d_m
+    from s2d.models.backbones.x3d import x3d_m
 
     slowfast = to_slowfast(x3d_m().state_dict())
     assert len(slowfast) == 563 + 5 == 568  # SlowFast X3D-M: one shortcut BN more than pytorchvideo
@@ -244,7 +244,7 @@ def test_slowfast_x3d_m_layout():
 
 def test_slowfast_x3d_round_trip_gives_same_outputs(tmp_path):
     """Our X3D → SlowFast layout (with the extra shortcut BN) → converter: same logits."""
-    from s2d.backbones.x3d import x3d_tiny
+    from s2d.models.backbones.x3d import x3d_tiny
 
     reference = randomise(x3d_tiny()).eval()  # same block structure as X3D-M, ~1000x cheaper
     slowfast = to_slowfast(reference.state_dict())
@@ -266,7 +266,7 @@ def test_slowfast_x3d_round_trip_gives_same_outputs(tmp_path):
 
 
 def test_slowfast_unknown_keys_are_named():
-    from s2d.backbones.x3d import x3d_m
+    from s2d.models.backbones.x3d import x3d_m
 
     slowfast = to_slowfast(x3d_m().state_dict())
     slowfast["head.lin_5_bn.weight"] = torch.ones(2048)
@@ -295,8 +295,8 @@ def test_torchvision_resnet50_and_mobilenet_v2_into_tsm(tmp_path):
     assert torch.equal(sd["synopsis.backbone.features.18.1.weight"], mobilenet.state_dict()["features.18.1.weight"])
 
     # With shifting disabled (fold 0) the TSM backbones compute torchvision's features exactly.
-    from s2d.backbones.tsm import TSMMobileNetV2, TSMResNet50
-    from s2d.backbones import run_backbone
+    from s2d.models.backbones.tsm import TSMMobileNetV2, TSMResNet50
+    from s2d.models.backbones import run_backbone
 
     def resnet_features(m, x):
         x = m.maxpool(m.relu(m.bn1(m.conv1(x))))

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import s2d
-from s2d.backbones import temporal_shift
-from s2d.flops import count_params, measure
-from s2d.sampling import centre_crop_params
-from s2d.clip import uniform_indices
+from s2d.models.backbones import temporal_shift
+from s2d.models.flops import count_params, measure
+from s2d.models.sampler import centre_crop_params
+from s2d.models.clip import uniform_indices
 from s2d_kernels.context import topk_vector
 from s2d_kernels.fusion import context_bias, context_fusion, context_fusion_split
 from s2d_kernels.sampler import filterbank_sample_dense, normalize_frames
@@ -41,7 +41,7 @@ def test_gmacs_on_the_banded_path_count_the_box_the_sampler_reads():
     # A fresh interpreter, so that the op module is first imported while counting.
     script = (
         "import s2d\n"
-        "from s2d.flops import measure\n"
+        "from s2d.models.flops import measure\n"
         "wide = measure(s2d.create('s2dnet-x3d-synth', locator={'fixed_stride_px': 4.0}), backend='torch')\n"
         "narrow = measure(s2d.create('s2dnet-x3d-synth', locator={'fixed_stride_px': 1.3}), backend='torch')\n"
         "print(wide.gmacs_by_part['sampler'], narrow.gmacs_by_part['sampler'])\n"
@@ -71,14 +71,14 @@ def test_temporal_shift_moves_folds_one_frame():
 
 
 def test_mobilenet_shift_placement():
-    from s2d.backbones import TemporalShift
+    from s2d.models.backbones import TemporalShift
     m = s2d.create("s2dnet-tsm-sthv2").synopsis.backbone
     shifted = sorted(int(name.split(".")[1]) for name, mod in m.named_modules() if isinstance(mod, TemporalShift))
     assert shifted == [3, 5, 6, 8, 9, 10, 12, 13, 15, 16]
 
 
 def test_resnet_shift_in_every_bottleneck():
-    from s2d.backbones import TemporalShift
+    from s2d.models.backbones import TemporalShift
     m = s2d.create("tsm-r50").backbone
     names = [n for n, mod in m.named_modules() if isinstance(mod, TemporalShift)]
     assert len(names) == 16 and all(n.endswith("conv1") for n in names)
@@ -242,14 +242,14 @@ def test_model_backend_is_resolved_once_for_every_op(monkeypatch, tiny):
     """`model.backend` / `S2D_BACKEND` are resolved once per forward, and the context, sampler,
     fusion and classifier ops all receive that one concrete backend (one path through the model):
     the gathered context path unless it resolves to "reference"."""
-    import s2d.detail
-    import s2d.fusion
-    import s2d.sampling
+    import s2d.models.detail
+    import s2d.models.fusion
+    import s2d.models.sampler
     import s2d_kernels.context
 
     seen, gathered = [], []
-    for module, name in ((s2d.fusion, "synopsis_context"), (s2d.fusion, "context_fusion"),
-                         (s2d.sampling, "filterbank_sample"), (s2d.detail, "context_classifier")):
+    for module, name in ((s2d.models.fusion, "synopsis_context"), (s2d.models.fusion, "context_fusion"),
+                         (s2d.models.sampler, "filterbank_sample"), (s2d.models.detail, "context_classifier")):
         real = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, _real=real, **k: seen.append(k["backend"]) or _real(*a, **k))
     real_gathered = s2d_kernels.context.synopsis_context_gathered
@@ -321,8 +321,8 @@ def test_stage1_freezes_the_locator_and_feeds_centre_crops(tiny):
 
 def test_gradient_normalisation_rescales_what_reaches_the_locator():
     """Supplement §2: V̂'s gradient is rescaled into [-1, 1] per video before it reaches f_θ."""
-    from s2d.config import SamplerConfig
-    from s2d.sampling import DetailSampler
+    from s2d.models.config import SamplerConfig
+    from s2d.models.sampler import DetailSampler
     from s2d_kernels.sampler import RawSampling
 
     frames = torch.randn(2, 5, 3, 8, 8)
@@ -344,7 +344,7 @@ def test_gradient_normalisation_rescales_what_reaches_the_locator():
 
 def test_sampled_box_is_the_extent_of_the_sample_points():
     """`sampled_box` spans exactly the first and last grid points of `spatial_grid`."""
-    from s2d.sampling import SamplingWindow, sampled_box
+    from s2d.models.sampler import SamplingWindow, sampled_box
     from s2d_kernels.sampler import RawSampling, spatial_grid
 
     g = torch.Generator().manual_seed(0)

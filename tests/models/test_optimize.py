@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import s2d
-from s2d.optimize import InferenceOnlyError, fold_batchnorm, optimize_for_inference
+from s2d.inference.optimize import InferenceOnlyError, fold_batchnorm, optimize_for_inference
 
 _BN = nn.modules.batchnorm._BatchNorm
 
@@ -78,7 +78,7 @@ def test_the_original_model_is_untouched_and_still_trains(trained_looking):
 
 
 def test_the_optimised_model_refuses_training_and_saving(tmp_path, trained_looking, tiny_overrides):
-    from s2d.hub import save_weights
+    from s2d.hub._hf import save_weights
 
     fast = trained_looking("x3d-m").optimize_for_inference()
     with pytest.raises(InferenceOnlyError, match="cannot train"):

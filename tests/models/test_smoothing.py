@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 import s2d
-from s2d.smoothing import (LOG_STRIDE_STEP, TEMPORAL_STEP, ShiftProbe, moved, random_signs, surrogate_loss,
+from s2d.models.smoothing import (LOG_STRIDE_STEP, TEMPORAL_STEP, ShiftProbe, moved, random_signs, surrogate_loss,
                            window_of)
 from s2d_kernels.sampler import RawSampling
 

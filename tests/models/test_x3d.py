@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from s2d.backbones.x3d import (
+from s2d.models.backbones.x3d import (
     STAGE_NAMES,
     Swish,
     X3D,

@@ -1,4 +1,4 @@
-"""The synthetic detail benchmark (`s2d.synth`) and the model trained on it (`s2dnet-x3d-synth`)."""
+"""The synthetic detail benchmark (`s2d.synth.benchmark`) and the model trained on it (`s2dnet-x3d-synth`)."""
 from __future__ import annotations
 
 import hashlib
@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from s2d.data import collate
-from s2d.synth import (CLASSES, GLYPH_PERIOD, GLYPHS, LABEL_LIST, SyntheticDetailDataset, glyph_tile, render_clip,
+from s2d.synth.benchmark import (CLASSES, GLYPH_PERIOD, GLYPHS, LABEL_LIST, SyntheticDetailDataset, glyph_tile, render_clip,
                        sample_params, write_video)
-from s2d.synth_views import nearest_view, no_leak_check
+from s2d.synth.views import nearest_view, no_leak_check
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "synthetic" / "results.json"
@@ -69,7 +69,7 @@ def test_labels_are_balanced():
 
 
 def test_label_list_matches_the_class_names():
-    from s2d.labels import load_labels
+    from s2d.models.labels import load_labels
 
     assert load_labels(LABEL_LIST) == CLASSES
 
@@ -181,7 +181,7 @@ def test_checkpoint_finds_and_reads_the_glyph_on_held_out_clips(data_seed):
     (the in-view rate is counted per frame, but frames of a clip move together, so clips are the
     unit), plus one clip."""
     import s2d
-    from s2d.synth_score import score_synthetic
+    from s2d.synth.score import score_synthetic
 
     report = json.loads(RESULTS.read_text(encoding="utf-8"))["models"]["s2dnet"]
     model = s2d.load("s2dnet-x3d-synth")
@@ -198,7 +198,7 @@ def test_scoring_counts_what_a_window_shows():
     and the window-to-glyph distance is the mean distance of the glyph centres to the frame centre;
     bad arguments are refused and the model is left as it was."""
     import s2d
-    from s2d.synth_score import score_synthetic
+    from s2d.synth.score import score_synthetic
 
     torch.manual_seed(0)
     model = s2d.create("s2dnet-x3d-synth").train()

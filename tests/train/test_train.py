@@ -501,7 +501,7 @@ def test_eval_restores_training_mode_and_refuses_views_it_cannot_cut():
 
 
 def test_synthetic_dataset_kind_feeds_the_trainer_and_eval():
-    pytest.importorskip("s2d.synth")
+    pytest.importorskip("s2d.synth.benchmark")
     data = build_dataset("synthetic", "val", {"size": 3, "frames": 8, "resolution": 64})
     sample = data[0]
     assert sample["frames"].dtype == torch.uint8 and sample["frames"].shape[-1] == 3

@@ -11,8 +11,8 @@ import torch
 
 import s2d
 import s2d.cli as cli
-from s2d.sampling import centre_crop_params, window_params
-from s2d.synth import BORDER, COLOURS, OBJECT_SIZE, SyntheticDetailDataset, render_clip
+from s2d.models.sampler import centre_crop_params, window_params
+from s2d.synth.benchmark import BORDER, COLOURS, OBJECT_SIZE, SyntheticDetailDataset, render_clip
 from s2d.train import TrainConfigError, build_dataset, load_config, register_dataset, train, unregister_dataset
 from s2d.train.datasets import ProceduralClips
 from s2d.train.optim import build_optimizer, build_scheduler, clip_gradients
@@ -102,7 +102,7 @@ def test_detail_pretraining_views_and_hand_over():
     m, s = torch.randn(2, model.config.fusion.context_dim), torch.rand(2, 16)
     topk = s.topk(model.config.topk, 1).indices
     with torch.no_grad():
-        from s2d.backbones import run_backbone
+        from s2d.models.backbones import run_backbone
 
         expected = alone.fc(run_backbone(alone.backbone, volume)[1]).mean(1)
         got = model.detail(volume, m, s, topk, backend="reference")

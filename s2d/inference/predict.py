@@ -1,0 +1,107 @@
+"""Video in, answer out: `predict(model, video)` → labels with probabilities and where it looked.
+
+The model's own config says how to read a video (dense clip length and size, normalisation), so a
+prediction needs nothing but the path. Attached to the models as `model.predict(...)`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from s2d.models.clip import channels_first, clip_spec
+
+
+@dataclass
+class Prediction:
+    """One video's answer. Label lists are `(name, probability)` pairs, best first."""
+
+    labels: list[tuple[str, float]]
+    synopsis: list[tuple[str, float]] | None = None  # the synopsis net's top-k (S2DNet only)
+    sampling: dict[str, Any] | None = None  # where the detail sampler looked (frames, pixels)
+    num_frames: int = 0  # distinct frames read (the clip repeats the last one when shorter)
+    path: str | None = None
+    pretrained: bool = False
+    error: str | None = None  # why the video could not be read (then `labels` is empty)
+    outputs: Any = field(default=None, repr=False, compare=False)  # the raw model outputs
+    clip: torch.Tensor | None = field(default=None, repr=False, compare=False)  # uint8 [T, H, W, 3]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("outputs"), d.pop("clip")
+        d["labels"] = [{"label": n, "prob": p} for n, p in self.labels]
+        if self.synopsis is not None:
+            d["synopsis"] = [{"label": n, "prob": p} for n, p in self.synopsis]
+        return d
+
+
+def class_names(model: nn.Module) -> list[str]:
+    labels = getattr(model, "labels", None)
+    return list(labels) if labels else [f"class {i}" for i in range(model.config.num_classes)]
+
+
+def _top(probs: torch.Tensor, names: list[str], k: int) -> list[tuple[str, float]]:
+    p, i = probs.topk(min(k, probs.numel()))
+    return [(names[j], float(q)) for q, j in zip(p.tolist(), i.tolist())]
+
+
+@torch.no_grad()
+def predict(model: nn.Module, video: str | os.PathLike | torch.Tensor, topk: int = 5,
+            num_frames: int | None = None, device: str | torch.device | None = None,
+            keep_detail: bool = False) -> Prediction:
+    """Classify one video: a file path (decoded with `s2d.io.read_clip`) or a uint8 clip
+    `[T, H, W, 3]` already at the model's dense size. Runs in eval mode on `device`
+    (default: the model's). `keep_detail` keeps V̂ in `outputs.detail` (for `s2d.inference.viz`)."""
+    check_topk(topk)
+    path = None
+    if isinstance(video, (str, os.PathLike)):
+        from s2d.io import read_clip
+
+        path = os.fspath(video)
+        clip = read_clip(path, clip_spec(model.config))
+        frames, n = clip.frames, clip.num_frames
+    else:
+        frames = torch.as_tensor(video)
+        size = model.config.dense_size
+        if frames.dim() != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1 or tuple(frames.shape[1:3]) != (size, size):
+            raise ValueError(f"a clip must be uint8 [T, {size}, {size}, 3] (T >= 1, the model's dense size; "
+                             f"s2d.io.read_clip cuts one from a video), got shape {tuple(frames.shape)}")
+        if frames.dtype != torch.uint8:
+            raise TypeError(f"a clip must be uint8 (0..255), got {frames.dtype}")
+        n = num_frames or frames.shape[0]
+    was_training = model.training
+    model.eval()
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    try:
+        x = channels_first(frames)[None].to(device)
+        extra = {"return_detail": True} if keep_detail and model.config.kind == "s2dnet" else {}
+        out = model(x, torch.tensor([n], device=device), **extra)
+    finally:
+        model.train(was_training)
+    pred = prediction_from_outputs(model, out, 0, topk, int(n), path)
+    pred.outputs, pred.clip = out, frames
+    return pred
+
+
+def check_topk(topk: int) -> None:
+    """Raise ValueError unless `topk` is an integer >= 1."""
+    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
+        raise ValueError(f"topk must be an integer >= 1, got {topk!r}")
+
+
+def prediction_from_outputs(model: nn.Module, out: Any, row: int, topk: int, num_frames: int,
+                            path: str | None) -> Prediction:
+    """The `Prediction` of video `row` of a batched forward's outputs (labels, synopsis, window)."""
+    names = class_names(model)
+    pred = Prediction(_top(out.logits[row].float().softmax(-1).cpu(), names, topk), num_frames=num_frames, path=path,
+                      pretrained=bool(getattr(model, "pretrained", False)))
+    if hasattr(out, "snet_logits"):
+        pred.synopsis = _top(out.snet_logits[row].float().softmax(-1).cpu(), names, model.config.topk)
+        p = out.params
+        pred.sampling = {"centre_t": float(p.centre_t[row]), "stride_t": float(p.stride_t[row]),
+                         **{k: getattr(p, k)[row].tolist() for k in ("centre_x", "centre_y", "stride_x", "stride_y")}}
+    return pred

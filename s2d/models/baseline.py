@@ -1,0 +1,63 @@
+"""Single-network baselines (TSM, X3D) on uniformly sampled frames, with S2DNet's call interface."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from s2d.models.backbones import build_backbone, run_backbone
+from s2d.models.clip import check_clip, uniform_view
+from s2d.models.config import BaselineConfig
+from s2d.models.pretrained import PretrainedMixin
+
+
+@dataclass
+class BaselineOutput:
+    logits: torch.Tensor  # [B, K]
+
+
+class VideoClassifier(nn.Module, PretrainedMixin):
+    """`frames` uniform frames of the dense clip, resized to `size` (nearest), one backbone,
+    a per-frame classifier averaged over time (TSM) or a clip classifier (X3D)."""
+
+    config_kind = "baseline"
+
+    def __init__(self, config: BaselineConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = build_backbone(config.arch, config.frames, config.shift_div)
+        self.dropout = nn.Dropout(config.dropout)
+        self.fc = nn.Linear(self.backbone.embed_dim, config.num_classes)
+        self.labels = None
+        if config.labels is not None:
+            from s2d.models.labels import load_labels
+            self.labels = load_labels(config.labels)
+
+    def forward(self, frames: torch.Tensor, num_frames: torch.Tensor | None = None) -> BaselineOutput:
+        c = self.config
+        num_frames = check_clip(frames, num_frames)
+        clip = uniform_view(frames, num_frames, c.frames, c.size, c.mean, c.std)
+        B, T = clip.shape[:2]
+        x = clip.reshape(B * T, *clip.shape[2:]) if self.backbone.layout == "frames" else clip.transpose(1, 2)
+        _, pooled = run_backbone(self.backbone, x)
+        return BaselineOutput(self.fc(self.dropout(pooled)).mean(1))
+
+    def predict(self, video, topk: int = 5, device=None):
+        """Classify a video file or a uint8 clip `[T, H, W, 3]`: see `s2d.inference.predict.predict`."""
+        from s2d.inference.predict import predict
+        return predict(self, video, topk=topk, device=device)
+
+    def optimize_for_inference(self, **options) -> "VideoClassifier":
+        """A faster eval-only copy with the same outputs: see `s2d.inference.optimize.optimize_for_inference`."""
+        from s2d.inference.optimize import optimize_for_inference
+        return optimize_for_inference(self, **options)
+
+    def train(self, mode: bool = True) -> "VideoClassifier":
+        from s2d.inference.optimize import check_trainable
+
+        check_trainable(self, mode)
+        return super().train(mode)
+
+    def loss(self, out: BaselineOutput, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(out.logits, target)
