@@ -15,14 +15,13 @@ overrides "auto") that dispatches once:
   (top-k → s → m, and the classifier on `[feature ; m ; s]`), gathering k weight columns instead
   of K-wide matmuls (small per-video work: "triton" runs the same torch code).
 
-`s2d_kernels.aot` compiles the Triton kernels for sm_80/sm_90 without a GPU, and
-`python -m s2d_kernels.sampler.bench` times the CPU sampler paths. Importing this package never
-needs a GPU or Triton.
+`s2d_kernels.aot` compiles the Triton kernels for sm_80/sm_90 without a GPU (`python -m s2d.bench
+--only kernels,sampler` times the paths). Importing this package never needs a GPU or Triton.
 """
 from s2d_kernels.backend import BACKENDS, resolve_backend
 from s2d_kernels.context import context_classifier, synopsis_context
 from s2d_kernels.fusion import context_fusion
-from s2d_kernels.sampler import RawSampling, SamplerParams, filterbank_sample
+from s2d_kernels.sampler import RawSampling, filterbank_sample
 
-__all__ = ["BACKENDS", "resolve_backend", "RawSampling", "SamplerParams", "filterbank_sample", "context_fusion",
+__all__ = ["BACKENDS", "resolve_backend", "RawSampling", "filterbank_sample", "context_fusion",
            "synopsis_context", "context_classifier"]

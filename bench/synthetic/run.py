@@ -7,7 +7,7 @@
     python bench/synthetic/run.py --complexity-only               # recount the S2DNet's GMACs only
 
 Models, all tiny X3D nets trained from scratch by the library trainer (`s2d.train.train`) on
-`s2d.synth.benchmark` clips (16×128², 16 classes = 4 colours × 4 glyphs):
+`s2d.synth` clips (16×128², 16 classes = 4 colours × 4 glyphs):
 
 (a) SNet only      the synopsis net of (c) on its own (4 frames nearest-resized to 32²);
 (b) uniform DNet   a plain X3D-tiny classifier on 8 uniform frames nearest-resized to 32²;
@@ -109,7 +109,7 @@ def publish(run_dir: Path, result: dict[str, Any], data_seed: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("model.safetensors", "config.json"):
         shutil.copyfile(run_dir / name, folder / name)
-    evaluation = {"dataset": "s2d.synth.benchmark (synthetic detail benchmark)",
+    evaluation = {"dataset": "s2d.synth (synthetic detail benchmark)",
                   "split": f"test, data seed {data_seed}, first {result['clips']} clips",
                   "top1": result["top1"], "top5": result["top5"], "glyph_in_view": result["glyph_in_view"],
                   "views": "1 clip × 1 crop", "videos": result["clips"], "log": "bench/synthetic/results.md"}

@@ -23,16 +23,16 @@ def context_fusion(x: torch.Tensor, m: torch.Tensor, weight: torch.Tensor, *, la
                    backend: str = "auto") -> torch.Tensor:
     """Fuse the context vector `m` `[B, M]` into features `x`.
 
-    `layout` "bcthw": `x` `[B, C, T, h, w]` (X3D); "frames": `x` `[B*T, C, h, w]`, frames of a
-    video contiguous (TSM). Returns the same layout.
+    `layout` "bcthw": `x` `[B, C, T, h, w]` (X3D); "btchw": `x` `[B*T, C, h, w]`, a flattened
+    `[B, T, C, h, w]` with each video's frames contiguous (TSM). Returns the same layout.
     """
-    if layout not in ("bcthw", "frames"):
-        raise ValueError(f"layout must be 'bcthw' or 'frames', got {layout!r}")
+    if layout not in ("bcthw", "btchw"):
+        raise ValueError(f"layout must be 'bcthw' or 'btchw', got {layout!r}")
     C, (B, M) = x.shape[1], m.shape
     if weight.shape[:2] != (C, C + M):
         raise ValueError(f"fusion weight {tuple(weight.shape)} does not match features with {C} channels "
                          f"and a {M}-d context")
-    if (x.shape[0] % B) if layout == "frames" else (x.shape[0] != B):
+    if (x.shape[0] % B) if layout == "btchw" else (x.shape[0] != B):
         raise ValueError(f"features {tuple(x.shape)} ({layout}) do not hold the {B} videos of the context")
     backend = resolve_backend(backend, x.device)
     if backend == "reference":

@@ -4,7 +4,7 @@ The 1×1×1 conv on `[x ; m]` is split as `W_x·x + W_m·m`; the context part `W
 GEMV per video (computed by torch, `split.context_bias`) and enters this kernel as a per-video bias, so
 the broadcast concat is never materialised. One program computes a `BM × BN` tile of
 `Y_g = ReLU(W_x · X_g + bias[g // frames_per_bias])` for one feature map g, where X_g is `[C, P]`:
-a video `[C, T·h·w]` ("bcthw") or a frame `[C, h·w]` ("frames", T frames per video).
+a video `[C, T·h·w]` ("bcthw") or a frame `[C, h·w]` ("btchw", T frames per video).
 
 Accumulation is float32; float32 operands are multiplied in IEEE fp32 (not TF32) unless
 `allow_tf32`, 16-bit operands natively. The backward is plain torch (two GEMMs masked by the ReLU).

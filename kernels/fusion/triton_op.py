@@ -59,7 +59,7 @@ def context_fusion_triton(x: torch.Tensor, wx: torch.Tensor, bias: torch.Tensor,
                           allow_tf32: bool = False) -> torch.Tensor:
     """`ReLU(W_x·x + bias[video])` with the Triton kernel.
 
-    `x`: `[B, C, T, h, w]` ("bcthw") or `[B*T, C, h, w]` ("frames", checked by `context_fusion`);
+    `x`: `[B, C, T, h, w]` ("bcthw") or `[B*T, C, h, w]` ("btchw", checked by `context_fusion`);
     `wx` `[C_out, C]`; `bias` `[B, C_out]` (the per-video context term, read as float32). Returns
     `x`'s layout with C_out channels, in `x`'s dtype.
     """

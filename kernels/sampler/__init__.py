@@ -26,10 +26,7 @@ from s2d_kernels.sampler.normalize import normalize_frames
 from s2d_kernels.sampler.params import RawSampling, check_layout, spatial_grid, temporal_grid
 from s2d_kernels.sampler.reference import filterbank_sample_dense, filterbank_sample_per_video, filterbanks
 
-#: Former name of `RawSampling`, kept so existing code keeps working.
-SamplerParams = RawSampling
-
-__all__ = ["RawSampling", "SamplerParams", "filterbank_sample", "filter_band", "normalize_frames", "filterbanks",
+__all__ = ["RawSampling", "filterbank_sample", "filter_band", "normalize_frames", "filterbanks",
            "spatial_grid", "temporal_grid", "filterbank_sample_dense", "filterbank_sample_per_video"]
 
 

@@ -1,7 +1,7 @@
 """`python -m s2d demo [--out DIR] [--num N] [--eval M]`: S2DNet at work on synthetic clips, end to end.
 
 First it scores the trained `s2dnet-x3d-synth` model shipped in the zoo on `--eval` held-out clips
-of the synthetic detail benchmark (`s2d.synth.benchmark`, `test` split, data seed `--seed`): top-1, the
+of the synthetic detail benchmark (`s2d.synth`, `test` split, data seed `--seed`): top-1, the
 synopsis net's top-1 (colour only: it cannot see the glyph), and how often the detail frames that
 show the glyph had the whole glyph area in view, counted on the window the pictures draw. The same
 model with stage 1's fixed centre crop instead of its locator is scored beside it. Then, for
@@ -31,7 +31,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", type=int, default=0, help="first clip index of the test split (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="data seed of the synthetic clips (default 0)")
     parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"a model trained on s2d.synth.benchmark clips (default {DEFAULT_MODEL})")
+                        help=f"a model trained on s2d.synth clips (default {DEFAULT_MODEL})")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
 
 

@@ -25,7 +25,7 @@ DATASETS = {
     "sthv1": ("something-something-v1", "Something-Something V1"),
     "kinetics400": ("kinetics-400", "Kinetics-400"),
     "minikinetics200": ("mini-kinetics-200", "Mini-Kinetics-200"),
-    "synth16": (None, "s2d.synth.benchmark (synthetic detail benchmark)"),  # generated on the fly, not a Hub dataset
+    "synth16": (None, "s2d.synth (synthetic detail benchmark)"),  # generated on the fly, not a Hub dataset
 }
 ARCH_NAMES = {"tsm_mobilenet_v2": "TSM-MobileNetV2", "tsm_resnet50": "TSM-ResNet-50", "x3d_xs": "X3D-XS",
               "x3d_s": "X3D-S", "x3d_m": "X3D-M", "x3d_l": "X3D-L", "x3d_tiny": "X3D-tiny"}

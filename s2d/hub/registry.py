@@ -41,7 +41,7 @@ MODELS: dict[str, S2DConfig | BaselineConfig] = {
                               dense_frames=32, dense_size=224),
     "x3d-m": BaselineConfig(num_classes=400, labels="kinetics400", arch="x3d_m", frames=16, size=224,
                             dense_frames=64, dense_size=224, mean=KINETICS_MEAN, std=KINETICS_STD),
-    # The synthetic detail benchmark (s2d.synth.benchmark, bench/synthetic): tiny X3D synopsis 4×32² and detail
+    # The synthetic detail benchmark (s2d.synth, bench/synthetic): tiny X3D synopsis 4×32² and detail
     # 8×32² from 16×128² clips; no dropout and a 16-d context, sized for the tiny nets; videos are
     # read at their pixel scale (the glyphs are defined per pixel). Four documented departures from
     # the official numerics, each measured in bench/synthetic/results.md: the locator reads the

@@ -39,7 +39,7 @@ class VideoClassifier(nn.Module, PretrainedMixin):
         num_frames = check_clip(frames, num_frames)
         clip = uniform_view(frames, num_frames, c.frames, c.size, c.mean, c.std)
         B, T = clip.shape[:2]
-        x = clip.reshape(B * T, *clip.shape[2:]) if self.backbone.layout == "frames" else clip.transpose(1, 2)
+        x = clip.reshape(B * T, *clip.shape[2:]) if self.backbone.layout == "btchw" else clip.transpose(1, 2)
         _, pooled = run_backbone(self.backbone, x)
         return BaselineOutput(self.fc(self.dropout(pooled)).mean(1))
 

@@ -35,7 +35,7 @@ class DetailNet(nn.Module):
         concatenations on "reference", per-video terms otherwise).
         """
         layout = self.backbone.layout
-        x = volume.reshape(-1, *volume.shape[2:]) if layout == "frames" else volume
+        x = volume.reshape(-1, *volume.shape[2:]) if layout == "btchw" else volume
 
         def fuse(name: str, x: torch.Tensor) -> torch.Tensor:
             if name not in self.fusion:

@@ -63,8 +63,7 @@ class S2DNet(nn.Module, PretrainedMixin):
                                c.sampler.frames)
         self.context = ContextEncoder(K, self.synopsis.backbone.embed_dim, c.fusion.context_dim)
         self.detail = DetailNet(c.detail, c.fusion, K, c.sampler.frames)
-        layout = "btchw" if self.detail.backbone.layout == "frames" else "bcthw"
-        self.sampler = DetailSampler(c.sampler, c.mean, c.std, layout)
+        self.sampler = DetailSampler(c.sampler, c.mean, c.std, self.detail.backbone.layout)
         self.freeze_sampler = False
         self.set_freeze_sampler(False)
         self.backend = "auto"

@@ -42,10 +42,6 @@ class SamplingWindow:
         return SamplingWindow(ct, st, cx, cy, sx, sy, raw)
 
 
-#: Former name of `SamplingWindow`, kept so existing code keeps working.
-SamplingParams = SamplingWindow
-
-
 def fixed_stride(raw: RawSampling, stride: float, width: int, height: int, out_size: int) -> RawSampling:
     """`raw` with every output frame's spatial stride set to `stride` px (`locator.fixed_stride_px`)."""
     return replace(raw, delta_x=torch.full_like(raw.delta_x, math.log(stride * (out_size - 1) / width)),

@@ -48,7 +48,7 @@ class SynopsisNet(nn.Module):
     def forward(self, clip: torch.Tensor) -> SynopsisOutput:
         """`clip` `[B, T_s, 3, S_s, S_s]` normalised float frames."""
         B, T = clip.shape[:2]
-        if self.backbone.layout == "frames":
+        if self.backbone.layout == "btchw":
             x = clip.reshape(B * T, *clip.shape[2:])
         else:
             x = clip.transpose(1, 2)

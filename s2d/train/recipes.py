@@ -10,7 +10,7 @@ backbones initialised from ImageNet (convert them with `python -m s2d convert to
 lr 0.005, random init. Paths to annotations are left for the user to fill in; the dataset
 factories name the missing ones.
 
-`s2dnet-x3d-synth` trains the synthetic benchmark's model (`s2d.synth.benchmark`) on CPU, two threads,
+`s2dnet-x3d-synth` trains the synthetic benchmark's model (`s2d.synth`) on CPU, two threads,
 in under half an hour; `s2dnet-x3d-synth-quick` is the same recipe scaled down to about a minute
 (a smoke test, not a useful model). See `synth_recipe` for why it departs from the paper's.
 """

@@ -74,7 +74,7 @@ def test_detail_frames_follow_the_layout_not_the_shape():
     x3d = detail_frames(v, "bcthw", mean, std)  # the same tensor read as channel 1, frame 0: green
     assert x3d[0, ..., 1].min() == 255 and x3d.sum() == 255 * 16
     with pytest.raises(ValueError, match="layout"):
-        detail_frames(v, "frames", mean, std)
+        detail_frames(v, "bthwc", mean, std)
 
 
 def test_cli_continues_past_bad_files(video, tmp_path, capsys, monkeypatch, tiny, videos):

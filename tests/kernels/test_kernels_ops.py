@@ -49,9 +49,9 @@ def test_compile_fullgraph_has_no_graph_breaks(dtype, layout):
 
 def test_compile_fusion_torch_path():
     x, m, w = torch.randn(4, 8, 3, 3), torch.randn(2, 5), torch.randn(8, 13, 1, 1, 1)
-    f = torch.compile(lambda *a: context_fusion(*a, layout="frames", backend="torch"), fullgraph=True,
+    f = torch.compile(lambda *a: context_fusion(*a, layout="btchw", backend="torch"), fullgraph=True,
                       backend="aot_eager")
-    assert_close_scaled(f(x, m, w), context_fusion(x, m, w, layout="frames", backend="reference"), 1e-6)
+    assert_close_scaled(f(x, m, w), context_fusion(x, m, w, layout="btchw", backend="reference"), 1e-6)
 
 
 def test_flop_counter_counts_the_custom_ops():

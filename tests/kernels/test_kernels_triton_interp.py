@@ -110,7 +110,7 @@ def test_sampler_non_contiguous_frames_with_grad():
     _check(case)
 
 
-@pytest.mark.parametrize("layout,shape", [("bcthw", (2, 19, 3, 5, 7)), ("frames", (6, 37, 3, 11))])
+@pytest.mark.parametrize("layout,shape", [("bcthw", (2, 19, 3, 5, 7)), ("btchw", (6, 37, 3, 11))])
 @pytest.mark.parametrize("c_out", [17, 40])
 def test_fusion_matches_reference(layout, shape, c_out):
     from s2d_kernels.fusion import context_fusion

@@ -95,14 +95,14 @@ def test_topk_hard_and_soft():
     assert soft[0, [0, 2, 3]].abs().sum() == 0
 
 
-@pytest.mark.parametrize("layout", ["bcthw", "frames"])
+@pytest.mark.parametrize("layout", ["bcthw", "btchw"])
 def test_fusion_split_form_equals_concat(layout):
     B, T, C, M, h, w = 2, 3, 16, 8, 5, 4
     weight = torch.randn(C, C + M, 1, 1, 1)
     m = torch.randn(B, M)
     x = torch.randn(B, C, T, h, w) if layout == "bcthw" else torch.randn(B * T, C, h, w)
     ref = context_fusion(x, m, weight, layout=layout, backend="reference")
-    if layout == "frames":  # the official code: view (B, T, C, h, w), concat, Conv3d on (B, C+M, T, h, w)
+    if layout == "btchw":  # the official code: view (B, T, C, h, w), concat, Conv3d on (B, C+M, T, h, w)
         x5 = x.view(B, T, C, h, w)
         cat = torch.cat([x5, m[:, None, :, None, None].expand(-1, T, -1, h, w)], 2).transpose(1, 2)
         official = torch.relu(torch.nn.functional.conv3d(cat, weight)).transpose(1, 2).reshape(B * T, C, h, w)
@@ -115,7 +115,7 @@ def test_fusion_split_form_equals_concat(layout):
     with pytest.raises(ValueError, match="videos"):
         context_fusion(x, torch.randn(2 * B + 1, M), weight, layout=layout)
     with pytest.raises(ValueError, match="layout"):
-        context_fusion(x, m, weight, layout="btchw")
+        context_fusion(x, m, weight, layout="frames")  # the former name of "btchw"
 
 
 # -- whole model ---------------------------------------------------------------------------------

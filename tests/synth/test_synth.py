@@ -1,4 +1,4 @@
-"""The synthetic detail benchmark (`s2d.synth.benchmark`) and the model trained on it (`s2dnet-x3d-synth`)."""
+"""The synthetic detail benchmark (`s2d.synth`) and the model trained on it (`s2dnet-x3d-synth`)."""
 from __future__ import annotations
 
 import hashlib

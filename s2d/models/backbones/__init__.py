@@ -1,6 +1,8 @@
 """Video backbones behind one small interface used by the synopsis and detail nets.
 
-Every backbone exposes `layout` ("frames": `[B*T, C, H, W]`, TSM; "bcthw": `[B, C, T, H, W]`, X3D),
+Every backbone exposes `layout`, in the one vocabulary of the package ("btchw": frames, TSM, as
+`[B*T, C, H, W]` with each video's frames contiguous, a flattened `[B, T, C, H, W]`; "bcthw":
+`[B, C, T, H, W]`, X3D),
 `stage_names`, `stage_channels`, `feature_dim` (channels of the map the locator reads),
 `embed_dim` (pooled vector), `forward_stem`, `forward_stage(name, x)` and
 `forward_head_features(x) -> (feature map [B, C, T, h, w], pooled [B, T', E])` where T' is the

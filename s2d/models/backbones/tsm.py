@@ -20,7 +20,7 @@ RESNET_STAGES = {"res2": "layer1", "res3": "layer2", "res4": "layer3", "res5": "
 class TSMResNet50(nn.Module):
     """TSM-ResNet-50: torchvision ResNet-50 without its fc, shifts in every bottleneck."""
 
-    layout = "frames"
+    layout = "btchw"
     stage_names = tuple(RESNET_STAGES)
 
     def __init__(self, num_segments: int, shift_div: int = 8):
@@ -50,7 +50,7 @@ class TSMResNet50(nn.Module):
 class TSMMobileNetV2(nn.Module):
     """TSM-MobileNetV2: torchvision MobileNetV2 `features` (ReLU6, BN eps 1e-5) with shifts."""
 
-    layout = "frames"
+    layout = "btchw"
     stage_names = ("features",)
 
     def __init__(self, num_segments: int, shift_div: int = 8):
