@@ -35,14 +35,14 @@ import torch.nn.functional as F
 from torch import nn
 
 import s2d
-from s2d.models.clip import channels_first
 from s2d.data import collate
+from s2d.models.clip import channels_first
 from s2d.models.locator import Locator
 from s2d.models.sampler import window_params
 from s2d.models.synopsis import map_size
-from s2d_kernels.context import topk_vector
 from s2d.synth.benchmark import SyntheticDetailDataset
 from s2d.synth.views import where_it_looked
+from s2d_kernels.context import topk_vector
 
 #: Window offsets (px, along x) probed in (a), and start distances of (b).
 OFFSETS = tuple(range(-24, 25, 2))

@@ -41,10 +41,10 @@ import torch
 
 import s2d
 from s2d.models.clip import channels_first
-from s2d.train import train
-from s2d.train.recipes import synth_recipe
 from s2d.synth.benchmark import CLASSES, LABEL_LIST, SyntheticDetailDataset
 from s2d.synth.score import score_synthetic
+from s2d.train import train
+from s2d.train.recipes import synth_recipe
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent

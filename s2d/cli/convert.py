@@ -63,7 +63,7 @@ def _build(args) -> "torch.nn.Module":
 def convert(args) -> tuple["torch.nn.Module", list[str]]:
     """Build the model and load the converted checkpoint(s); returns the model and a report."""
     from s2d.hub.convert import (CheckpointError, convert_pytorchvideo_x3d, convert_slowfast_x3d, convert_torchvision,
-                             load_backbone_weights, load_checkpoint_file, load_official_checkpoint)
+                                 load_backbone_weights, load_checkpoint_file, load_official_checkpoint)
 
     model = _build(args)
     if args.source == "official":
@@ -90,8 +90,8 @@ def convert(args) -> tuple["torch.nn.Module", list[str]]:
 
 def run(args) -> int:
     from s2d.hub.convert import CheckpointError
-    from s2d.hub.weights import WEIGHTS_NAME, sha256_file
     from s2d.hub.errors import ZooError
+    from s2d.hub.weights import WEIGHTS_NAME, sha256_file
 
     if args.source is None:
         print("usage: python -m s2d convert {" + ",".join(SOURCES) + "} CHECKPOINT --model NAME --out DIR",

@@ -42,15 +42,15 @@ def _mark(ok: bool) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from s2d.models.clip import clip_spec
-    from s2d.io import read_clip
+    from s2d.hub.errors import ZooError
+    from s2d.hub.factory import load
     from s2d.inference.predict import predict
+    from s2d.inference.viz import save_visualisation
+    from s2d.io import read_clip
+    from s2d.models.clip import clip_spec
     from s2d.synth.benchmark import CLASSES, SyntheticDetailDataset, write_video
     from s2d.synth.score import score_synthetic
     from s2d.synth.views import where_it_looked
-    from s2d.inference.viz import save_visualisation
-    from s2d.hub.factory import load
-    from s2d.hub.errors import ZooError
 
     if args.num < 0 or args.eval < 0 or args.num + args.eval < 1:
         print("error: --num and --eval must be >= 0, and not both 0", file=sys.stderr)

@@ -63,8 +63,8 @@ def weights_status(r) -> str:
 
 
 def _cards(args) -> int:
-    from s2d.hub.zoo_folder import sync_cards
     from s2d.hub.registry import MODELS
+    from s2d.hub.zoo_folder import sync_cards
 
     unknown = [n for n in args.names if n not in MODELS]
     if unknown:
@@ -87,9 +87,9 @@ def _cards(args) -> int:
 
 
 def _publish(args) -> int:
-    from s2d.hub.publish import publish
-    from s2d.hub.errors import ZooError
     from s2d.hub._index import index_path
+    from s2d.hub.errors import ZooError
+    from s2d.hub.publish import publish
 
     try:
         result = publish(args.name, args.repo_id, weights=args.weights, dry_run=args.dry_run,

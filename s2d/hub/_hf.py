@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from s2d.hub.weights import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, save_weights
 from s2d.hub.errors import HubError, WeightsUnavailableError, ZooError
+from s2d.hub.weights import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, save_weights
 
 if TYPE_CHECKING:
     from torch import nn

@@ -21,18 +21,18 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from importlib import resources
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from s2d.hub._hf import download_command, hub_file
+from s2d.hub._index import ZooEntry, load_index
+from s2d.hub.errors import NoWeightsError, UnknownModelError, WeightsUnavailableError, ZooError
 from s2d.hub.registry import MODELS, get_config
 from s2d.hub.weights import CONFIG_NAME, WEIGHTS_NAME, config_from_file, load_file_into, read_config
-from s2d.hub.errors import NoWeightsError, UnknownModelError, WeightsUnavailableError, ZooError
-from s2d.hub._index import ZooEntry, load_index
 
 if TYPE_CHECKING:
     from torch import nn

@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from s2d.hub._index import ZooEntry
 from s2d.models.clip import clip_spec
 from s2d.models.config import BaselineConfig, S2DConfig
 from s2d.models.flops import Complexity
-from s2d.hub._index import ZooEntry
 
 PAPER_URL = "https://arxiv.org/abs/2207.09429"
 OFFICIAL_CODE_URL = "https://github.com/aliyun/Synopsis-to-Detail-Network"

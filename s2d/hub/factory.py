@@ -16,13 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from s2d.hub.builder import build_model
-from s2d.hub.registry import MODELS, get_config
+from s2d.hub._index import ZooEntry, load_index
 from s2d.hub._sources import WeightsSource, attach, known_names, locate, resolve, zoo_dir
-from s2d.hub.weights import WEIGHTS_NAME
+from s2d.hub.builder import build_model
 from s2d.hub.errors import (ChecksumError, ConfigFileError, CorruptWeightsError, HubError, NoWeightsError,
                             UnknownModelError, WeightsMismatchError, WeightsUnavailableError, ZooError)
-from s2d.hub._index import ZooEntry, load_index
+from s2d.hub.registry import MODELS, get_config
+from s2d.hub.weights import WEIGHTS_NAME
 
 __all__ = ["load", "create", "resolve", "zoo_dir", "known_names", "zoo_status", "WeightsSource", "ZooError",
            "UnknownModelError", "NoWeightsError", "WeightsUnavailableError", "HubError", "ChecksumError",

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from s2d.hub import zoo_folder
+from s2d.hub._index import ZooEntry, record_entry
+from s2d.hub._sources import is_repo_id, zoo_dir
 from s2d.hub.builder import build_model
 from s2d.hub.cards import render_config
-from s2d.hub.registry import MODELS, get_config
-from s2d.hub._sources import is_repo_id, zoo_dir
-from s2d.hub.weights import (CONFIG_NAME, WEIGHTS_NAME, config_from_file, load_weights, read_weights, save_weights,
-                         sha256_file)
 from s2d.hub.errors import HubError, NoWeightsError, UnknownModelError, ZooError
-from s2d.hub._index import ZooEntry, record_entry
+from s2d.hub.registry import MODELS, get_config
+from s2d.hub.weights import (CONFIG_NAME, WEIGHTS_NAME, config_from_file, load_weights, read_weights, save_weights,
+                             sha256_file)
 
 
 @dataclass

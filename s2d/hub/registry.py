@@ -11,7 +11,7 @@ import fnmatch
 from typing import Any
 
 from s2d.models.config import (KINETICS_MEAN, KINETICS_STD, BaselineConfig, DetailConfig, FusionConfig, LocatorConfig,
-                        S2DConfig, SamplerConfig, SynopsisConfig, config_from_dict)
+                               S2DConfig, SamplerConfig, SynopsisConfig, config_from_dict)
 
 _TSM_EFFICIENT = dict(
     dense_frames=32, dense_size=224,

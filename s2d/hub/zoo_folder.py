@@ -26,14 +26,14 @@ from typing import Iterable
 
 import torch
 
+from s2d.hub._index import load_index
+from s2d.hub._sources import zoo_dir
 from s2d.hub.builder import build_model
 from s2d.hub.cards import ARCH_NAMES, DATASETS, Latency, fmt_gmacs, fmt_params, render_config, render_model_card
+from s2d.hub.registry import MODELS, get_config
+from s2d.hub.weights import WEIGHTS_NAME
 from s2d.models.config import BaselineConfig, S2DConfig
 from s2d.models.flops import Complexity, measure
-from s2d.hub.registry import MODELS, get_config
-from s2d.hub._sources import zoo_dir
-from s2d.hub.weights import WEIGHTS_NAME
-from s2d.hub._index import load_index
 
 
 def repo_root() -> Path:

@@ -24,10 +24,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from s2d.data import VideoDataset, collate
-from s2d.io import DEFAULT_TIMEOUT_S, VIDEO_EXTENSIONS, VideoError
-from s2d.models.clip import clip_spec
 from s2d.inference.predict import Prediction, check_topk, prediction_from_outputs
 from s2d.inference.results import path_key
+from s2d.io import DEFAULT_TIMEOUT_S, VIDEO_EXTENSIONS, VideoError
+from s2d.models.clip import clip_spec
 
 __all__ = ["predict_many", "find_videos", "default_workers", "default_batch_size", "LIST_SUFFIXES"]
 

@@ -118,7 +118,8 @@ def _pairs(module: nn.Module) -> Iterator[tuple[str, str]]:
     """(conv, norm) attribute paths of `module` whose forward feeds the conv straight into the norm."""
     import torchvision
 
-    from s2d.models.backbones import tsm, x3d_blocks as x3d
+    from s2d.models.backbones import tsm
+    from s2d.models.backbones import x3d_blocks as x3d
 
     if isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward:
         # torchvision's Conv2dNormActivation, ResNet downsample, MobileNetV2 inverted residual bodies

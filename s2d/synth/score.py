@@ -6,8 +6,8 @@ from typing import Iterable
 
 import torch
 
-from s2d.models.clip import channels_first
 from s2d.data import collate
+from s2d.models.clip import channels_first
 from s2d.models.sampler import window_params
 from s2d.synth.benchmark import SyntheticDetailDataset
 from s2d.synth.views import where_it_looked

@@ -143,8 +143,8 @@ def _arguments(factory: Callable[..., Any]) -> str:
 def split_clip_spec(split: str, model_config: Any, clip: dict[str, Any] | None) -> "ClipSpec":
     """The `ClipSpec` of a split: the model's dense clip (`s2d.models.clip.clip_spec`, a random crop for
     training), updated by `clip`."""
-    from s2d.models.clip import clip_spec
     from s2d.io import ClipSpec
+    from s2d.models.clip import clip_spec
 
     values = dataclasses.asdict(clip_spec(model_config, crop="random" if split == "train" else "center"))
     if clip:

@@ -28,13 +28,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from s2d.models.backbones import run_backbone
 from s2d.models.sampler import centre_crop_params, window_params
-from s2d_kernels.context import topk_vector
 from s2d.train.config import OptimSection, TrainConfig
 from s2d.train.datasets import phase_dataset
 from s2d.train.errors import TrainConfigError
 from s2d.train.loader import collate_samples, derive_seed, model_inputs, seeded
 from s2d.train.optim import WarmupCosine, build_optimizer, clip_gradients, warmup_steps
 from s2d.train.phase_config import DetailPretrainSection, LocatorWarmupSection
+from s2d_kernels.context import topk_vector
 
 #: Keys that keep the phases' random streams apart from the epochs' and evaluation's.
 PHASE_KEYS = {"synopsis_pretrain": 2**31 - 2, "detail_pretrain": 2**31 - 3, "locator_warmup": 2**31 - 4}

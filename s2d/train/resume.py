@@ -9,12 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from s2d.hub.weights import read_weights
 from s2d.train.checkpoint import (FORMAT_VERSION, CheckpointMismatchError, capture_rng, load_checkpoint, restore_rng,
                                   save_checkpoint)
 from s2d.train.distributed import all_gather_objects, barrier
 from s2d.train.loader import derive_seed
 from s2d.train.runtime import seed_all
-from s2d.hub.weights import read_weights
 
 
 def save_run(run: Any) -> None:

@@ -48,8 +48,8 @@ from s2d.train.evaluate import evaluate
 from s2d.train.loader import EpochSampler, SeededSamples, collate_samples, derive_seed, model_inputs
 from s2d.train.metrics import Meter, MetricsLog, epoch_line, sampling_stats, topk_correct
 from s2d.train.optim import build_optimizer, build_scheduler, clip_gradients
-from s2d.train.resume import restore_run, save_run
 from s2d.train.phases import pretrain, warm_up_locator
+from s2d.train.resume import restore_run, save_run
 from s2d.train.runtime import configure_backends, ignore_sigterm, load_init, seed_all
 
 

@@ -8,11 +8,10 @@ import torch
 
 import s2d
 import s2d.inference.batch_predict as batch_predict
-from s2d.inference.batch_predict import find_videos, predict_many
 from s2d.cli import main
+from s2d.inference.batch_predict import find_videos, predict_many
 from s2d.inference.predict import predict
 from s2d.inference.results import ResultsFile
-
 
 #: Tiny X3D networks: the same code paths as the zoo models at a fraction of the cost.
 TINY_X3D = {"s2dnet-x3d-k400": dict(dense_frames=8, dense_size=64, synopsis={"arch": "x3d_tiny", "frames": 4, "size": 32},

@@ -15,14 +15,14 @@ import pytest
 import torch
 
 import s2d
-from s2d.hub.cards import DATASETS, card_numbers, render_config
-from s2d.models.flops import count_params
-from s2d.hub.factory import (ChecksumError, CorruptWeightsError, HubError, NoWeightsError, UnknownModelError,
-                     WeightsMismatchError, WeightsUnavailableError, ZooError)
-from s2d.hub.publish import publish
-from s2d.hub.zoo_folder import measure_config, render_zoo_card, sync_cards
 from s2d.hub._index import ZooEntry, load_index
 from s2d.hub._sources import known_names
+from s2d.hub.cards import DATASETS, card_numbers, render_config
+from s2d.hub.factory import (ChecksumError, CorruptWeightsError, HubError, NoWeightsError, UnknownModelError,
+                             WeightsMismatchError, WeightsUnavailableError, ZooError)
+from s2d.hub.publish import publish
+from s2d.hub.zoo_folder import measure_config, render_zoo_card, sync_cards
+from s2d.models.flops import count_params
 
 REPO_ZOO = Path(__file__).resolve().parents[2] / "zoo"
 

@@ -6,8 +6,8 @@ overwritten. Also: the test helpers themselves refuse NaN.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Callable

@@ -121,8 +121,8 @@ def test_fusion_matches_reference(layout, shape, c_out):
     m = torch.randn(2, 9, generator=g).requires_grad_()
     w = (torch.randn(c_out, C + 9, 1, 1, 1, generator=g) / 4).requires_grad_()
     if c_out != C:  # the op maps C → C channels in the model; the kernel handles any C_out
-        from s2d_kernels.fusion.triton_op import context_fusion_triton
         from s2d_kernels.fusion import context_bias
+        from s2d_kernels.fusion.triton_op import context_fusion_triton
         y = context_fusion_triton(x, w[:, :C, 0, 0, 0], context_bias(m, w), layout=layout)
         if layout == "bcthw":
             ref = torch.relu(torch.einsum("oc,bcthw->bothw", w[:, :C, 0, 0, 0], x)

@@ -17,8 +17,8 @@ from torch import nn
 
 import s2d
 from s2d.hub.convert import (BackboneWeights, CheckpointError, convert_official, convert_pytorchvideo_x3d,
-                         convert_slowfast_x3d, convert_torchvision, load_backbone_weights, load_checkpoint_file,
-                         load_state_dict_strict)
+                             convert_slowfast_x3d, convert_torchvision, load_backbone_weights, load_checkpoint_file,
+                             load_state_dict_strict)
 
 OFFICIAL = Path(__file__).resolve().parents[1] / "data" / "official"
 
@@ -295,8 +295,8 @@ def test_torchvision_resnet50_and_mobilenet_v2_into_tsm(tmp_path):
     assert torch.equal(sd["synopsis.backbone.features.18.1.weight"], mobilenet.state_dict()["features.18.1.weight"])
 
     # With shifting disabled (fold 0) the TSM backbones compute torchvision's features exactly.
-    from s2d.models.backbones.tsm import TSMMobileNetV2, TSMResNet50
     from s2d.models.backbones import run_backbone
+    from s2d.models.backbones.tsm import TSMMobileNetV2, TSMResNet50
 
     def resnet_features(m, x):
         x = m.maxpool(m.relu(m.bn1(m.conv1(x))))

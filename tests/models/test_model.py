@@ -8,14 +8,13 @@ import torch
 
 import s2d
 from s2d.models.backbones import temporal_shift
+from s2d.models.clip import uniform_indices
 from s2d.models.flops import count_params, measure
 from s2d.models.sampler import centre_crop_params
-from s2d.models.clip import uniform_indices
 from s2d_kernels.context import topk_vector
 from s2d_kernels.fusion import context_bias, context_fusion, context_fusion_split
 from s2d_kernels.sampler import filterbank_sample_dense, normalize_frames
 from s2d_kernels.testing import assert_close_scaled
-
 
 # -- sizes of the official code ----------------------------------------------------------------
 

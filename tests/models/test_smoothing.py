@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 import s2d
 from s2d.models.smoothing import (LOG_STRIDE_STEP, TEMPORAL_STEP, ShiftProbe, moved, random_signs, surrogate_loss,
-                           window_of)
+                                  window_of)
 from s2d_kernels.sampler import RawSampling
 
 W, H, S, T_d = 40, 30, 8, 3

@@ -11,20 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from s2d.models.backbones.x3d import (
-    STAGE_NAMES,
-    Swish,
-    X3D,
-    X3D_INPUT_SPECS,
-    X3DSpec,
-    build_x3d,
-    round_width,
-    x3d_l,
-    x3d_m,
-    x3d_s,
-    x3d_tiny,
-    x3d_xs,
-)
+from s2d.models.backbones.x3d import (STAGE_NAMES, X3D, X3D_INPUT_SPECS, Swish, X3DSpec, build_x3d, round_width, x3d_l,
+                                      x3d_m, x3d_s, x3d_tiny, x3d_xs)
 
 KEYS_FILE = Path(__file__).resolve().parents[1] / "data" / "official" / "pytorchvideo-x3d-m-keys.txt"
 

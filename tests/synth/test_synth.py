@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from s2d.data import collate
-from s2d.synth.benchmark import (CLASSES, GLYPH_PERIOD, GLYPHS, LABEL_LIST, SyntheticDetailDataset, glyph_tile, render_clip,
-                       sample_params, write_video)
+from s2d.synth.benchmark import (CLASSES, GLYPH_PERIOD, GLYPHS, LABEL_LIST, SyntheticDetailDataset, glyph_tile,
+                                 render_clip, sample_params, write_video)
 from s2d.synth.views import nearest_view, no_leak_check
 
 REPO = Path(__file__).resolve().parents[2]

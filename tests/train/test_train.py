@@ -22,8 +22,8 @@ from torch.utils.data import Dataset
 
 import s2d
 import s2d.cli as cli
-from s2d.train import (TrainConfig, TrainConfigError, build_dataset, evaluate, load_config, register_dataset,
-                       train, unregister_dataset)
+from s2d.train import (TrainConfig, TrainConfigError, build_dataset, evaluate, load_config, register_dataset, train,
+                       unregister_dataset)
 from s2d.train.checkpoint import STATE_NAME, latest_checkpoint, load_state
 from s2d.train.optim import WarmupCosine, build_optimizer, build_scheduler
 

@@ -42,7 +42,7 @@ from torch import nn
 
 from s2d.models.backbones.x3d_blocks import Swish, X3DHead, X3DStage, X3DStem
 from s2d.models.backbones.x3d_spec import (STAGE_NAMES, X3D_INPUT_SPECS, X3DInputSpec, X3DSpec, round_repeats,
-                                    round_width)
+                                           round_width)
 
 __all__ = [
     "STAGE_NAMES",
