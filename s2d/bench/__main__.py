@@ -2,48 +2,27 @@
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import os
 import sys
-import time
-from typing import Any, Callable
+from pathlib import Path
 
 import torch
 
-from s2d.bench.context import SECTIONS, Bench, short_reason
+from s2d.bench.context import DEFAULT_SECTIONS, MODEL_BATCHES, SECTIONS
 from s2d.bench.markdown import reliability_warnings, render_markdown
-from s2d.bench.report import (apply_base, build_meta, load_document, loadavg, make_document, merge_sections,
-                              usable_cores, write_json)
-from s2d.bench.timing import parallel_probe_ms
-
-#: Environment variable that switches the default mode to tiny (used by tests).
-TINY_ENV = "S2D_BENCH_TINY"
-
-
-def _section_runner(name: str) -> Callable[[Bench], None]:
-    if name == "kernels":
-        from s2d.bench.kernels import run
-    elif name == "models":
-        from s2d.bench.models import run
-    elif name == "decode":
-        from s2d.bench.decode import run
-    elif name == "predict":
-        from s2d.bench.predict import run
-    elif name == "flops":
-        from s2d.bench.complexity import run
-    else:
-        raise ValueError(f"unknown section {name!r}")
-    return run
+from s2d.bench.report import load_document, usable_cores, write_json
+from s2d.bench.runner import TINY_ENV, run_bench
 
 
 def parse_sections(text: str | None) -> list[str]:
-    """`"kernels,flops"` → sections in run order; all when `text` is None."""
+    """`"kernels,flops"` → sections in run order; `"all"` → every section; the default ones when `text` is None."""
     if not text:
-        return list(SECTIONS)
+        return list(DEFAULT_SECTIONS)
     wanted = [s.strip() for s in text.split(",") if s.strip()]
+    if wanted == ["all"]:
+        return list(SECTIONS)
     unknown = [s for s in wanted if s not in SECTIONS]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
+        raise argparse.ArgumentTypeError(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)} or all")
     return [s for s in SECTIONS if s in wanted]
 
 
@@ -57,20 +36,40 @@ def parse_batches(text: str) -> tuple[int, ...]:
     return values
 
 
+def _batches(mode: str) -> str:
+    return ",".join(map(str, MODEL_BATCHES[mode]))
+
+
+def batches_help() -> str:
+    """The `--batches` help, quoting the defaults the models section uses (`context.MODEL_BATCHES`)."""
+    return (f"model batch sizes (default: {_batches('full')} on CPU and GPU alike; {_batches('quick')} with --quick; "
+            f"{_batches('tiny')} with --tiny)")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    extra = [s for s in SECTIONS if s not in DEFAULT_SECTIONS]
     p = argparse.ArgumentParser(
         prog="python -m s2d.bench",
         description="Benchmark S2DNet kernels, models, video decoding and FLOP counts; print markdown tables "
-                    "and optionally write a JSON document (schema in `s2d.bench`).")
+                    "and optionally write a JSON document (schema in `s2d.bench`). Sections: "
+                    f"{', '.join(SECTIONS)}. A run without --only measures {', '.join(DEFAULT_SECTIONS)}; "
+                    f"{' and '.join(extra)} run only when --only names them.",
+        epilog="With --json OUT the document is rewritten after every section, so an interrupted run keeps the "
+               "sections it completed; rerun the same command with --resume to measure only the rest.")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None,
                    help="device to measure on (default: cuda when available, else cpu)")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="small shapes, batch 1, few repetitions (minutes on CPU)")
+    mode.add_argument("--quick", action="store_true", help=f"small shapes, batch {_batches('quick')}, few repetitions (minutes on CPU)")
     mode.add_argument("--tiny", action="store_true",
                       help=f"shrunken shapes and models, for tests (seconds); also via {TINY_ENV}=1")
     p.add_argument("--only", type=parse_sections, default=None, metavar="SECTION[,SECTION]",
-                   help=f"run only these sections ({', '.join(SECTIONS)})")
-    p.add_argument("--json", metavar="OUT", help="write the JSON document here")
+                   help=f"run only these sections, or all of them with 'all' (from {', '.join(SECTIONS)}; "
+                        f"default: {', '.join(DEFAULT_SECTIONS)})")
+    p.add_argument("--json", metavar="OUT", help="write the JSON document here (after every section)")
+    p.add_argument("--resume", action="store_true",
+                   help="with --json OUT: keep the sections OUT already holds and measure only the missing ones "
+                        "(by default those the earlier run was asked for); refused when OUT was made on another "
+                        "device, in another mode or with other threads or options; a missing OUT starts afresh")
     p.add_argument("--markdown", metavar="OUT", help="also write the markdown report here")
     p.add_argument("--base", metavar="OLD.json", help="earlier JSON to compare with (adds base and speedup columns)")
     p.add_argument("--update", metavar="DOC.json",
@@ -81,8 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure nothing: print (and --markdown) the report of an earlier JSON")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: all usable cores)")
-    p.add_argument("--batches", type=parse_batches, default=None, metavar="B[,B]",
-                   help="model batch sizes (default: 1,16 on GPU; 1,4 on CPU; 1 with --quick)")
+    p.add_argument("--batches", type=parse_batches, default=None, metavar="B[,B]", help=batches_help())
     comp = p.add_mutually_exclusive_group()
     comp.add_argument("--compile", dest="compile", action="store_true", default=None,
                       help="include torch.compile in the sampler comparison (default: on in full mode)")
@@ -91,55 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _mode(args: argparse.Namespace) -> str:
-    if args.tiny or (not args.quick and os.environ.get(TINY_ENV, "").strip() not in ("", "0")):
-        return "tiny"
-    return "quick" if args.quick else "full"
-
-
-def run_bench(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
-    """Run the selected sections and return the JSON document (with `--base` applied)."""
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is available")
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    mode = _mode(args)
-    sections = args.only or list(SECTIONS)
-    base_doc = load_document(args.base) if args.base else None  # fail before measuring, not after
-    update_doc = None
-    if args.update:
-        if not args.only:
-            raise SystemExit("--update needs --only: the sections to re-measure")
-        update_doc = load_document(args.update)
-        old = update_doc["meta"]
-        mismatch = [f"{k} {old_v!r} vs {new_v!r}" for k, old_v, new_v in (
-            ("device", old.get("device", {}).get("type"), device.type), ("mode", old.get("mode"), mode),
-            ("threads", old.get("threads"), torch.get_num_threads())) if old_v != new_v]
-        if mismatch:
-            raise SystemExit(f"--update {args.update}: the run differs from the document ({'; '.join(mismatch)})")
-    bench = Bench(device=device, mode=mode, compile=(mode == "full") if args.compile is None else args.compile,
-                  model_batches=args.batches, verbose=not args.quiet)
-    started = _dt.datetime.now().astimezone()
-    load_start = loadavg()
-    probe_start = round(parallel_probe_ms(), 3)
-    t0 = time.perf_counter()
-    for section in sections:
-        bench.log(f"section {section} ({mode}, {device}, {torch.get_num_threads()} threads)")
-        try:
-            _section_runner(section)(bench)
-        except Exception as err:  # a broken section is reported, the others still run
-            bench.skip(f"{section}/*", section, f"section failed: {short_reason(err)}")
-    meta = build_meta(bench, argv, sections, torch.get_num_threads(), started, time.perf_counter() - t0, load_start,
-                      probe_start)
-    doc = make_document(meta, bench.rows)
-    if update_doc is not None:
-        doc = merge_sections(update_doc, doc)
-    if base_doc is not None:
-        doc["meta"]["base"] = apply_base(doc["rows"], base_doc, args.base)
-    return doc
-
-
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; usable in-process (`main(["--tiny", "--json", "out.json"])`). Returns 0."""
+    """CLI entry point; usable in-process (`main(["--tiny", "--json", "out.json"])`). Returns 0, or 130
+    when interrupted (Ctrl-C), after saying what the --json document kept."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     if args.threads is not None and args.threads < 1:
@@ -151,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads or usable_cores())
         try:
             doc = run_bench(args, argv)
+        except KeyboardInterrupt as stop:
+            print(f"s2d.bench: {stop or 'interrupted'}", file=sys.stderr)
+            return 130
         finally:
             torch.set_num_threads(previous)
     text = render_markdown(doc)
@@ -161,8 +116,6 @@ def main(argv: list[str] | None = None) -> int:
     if (args.json or args.update) and not args.render:
         write_json(doc, args.json or args.update)
     if args.markdown:
-        from pathlib import Path
-
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(text)
     return 0

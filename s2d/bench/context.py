@@ -12,10 +12,19 @@ from typing import Any
 
 import torch
 
-from s2d.bench.timing import Timing, TimerSettings
+from s2d.bench.timing import TimerSettings, Timing
 
 #: Sections in the order they run and print.
-SECTIONS = ("kernels", "models", "decode", "predict", "flops")
+SECTIONS = ("kernels", "sampler", "models", "parts", "decode", "predict", "flops")
+
+#: Sections a run without `--only` measures. `sampler` (the CPU sampler paths called directly, on
+#: two clocks) repeats part of `kernels`, and `parts` (an S2DNet's time by part) is an analysis of
+#: one `models` ratio: both only run when `--only` names them, so a full run stays as long as it was.
+DEFAULT_SECTIONS = ("kernels", "models", "decode", "predict", "flops")
+
+#: Model batch sizes per mode when `--batches` is not given (the same on CPU and GPU; 16 is the
+#: paper's Table 3 batch). `--help` quotes these, so the two cannot drift apart.
+MODEL_BATCHES: dict[str, tuple[int, ...]] = {"full": (1, 16), "quick": (1,), "tiny": (1, 2)}
 
 #: Benchmark modes: "full" (the published numbers), "quick" (a few minutes on a laptop CPU),
 #: "tiny" (seconds: shrunken shapes and models, for tests).

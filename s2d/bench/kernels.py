@@ -24,7 +24,7 @@ The implementations are timed interleaved (one repetition of each in turn, see
 `s2d.bench.timing.time_interleaved`), forward and forward+backward separately.
 
 Fusion: `context_fusion` at the ResNet-50 `layer2` / `layer3` outputs of the detail net
-(frames layout `[B*T_d, C, h, w]`, 256-d context), backends `reference` (broadcast concat, as the
+(`btchw` layout: `[B*T_d, C, h, w]`, 256-d context), backends `reference` (broadcast concat, as the
 official code), `torch` (split GEMM + per-video bias) and `triton` where available.
 """
 from __future__ import annotations
@@ -108,7 +108,9 @@ def triton_available(device: torch.device) -> tuple[bool, str]:
     return True, ""
 
 
-def _sampler_inputs(shape: SamplerShape, device: torch.device) -> dict[str, Any]:
+def sampler_inputs(shape: SamplerShape, device: torch.device) -> dict[str, Any]:
+    """Seeded inputs of `shape`: uint8 frames, the same normalised to float32, valid lengths (the
+    last video shorter) and the six raw sampling parameters."""
     from s2d_kernels.sampler import normalize_frames
 
     gen = torch.Generator().manual_seed(0)
@@ -171,7 +173,7 @@ def _sampler_bytes(inputs: dict[str, Any], dtype: str, shape: SamplerShape) -> d
     return {"fwd": inp + out, "bwd": out + inp, "fwdbwd": 2 * (inp + out)}
 
 
-def _forward_candidate(fn: Callable, frames: torch.Tensor, num_frames: torch.Tensor,
+def forward_candidate(fn: Callable, frames: torch.Tensor, num_frames: torch.Tensor,
                        raw: list[torch.Tensor]) -> Candidate:
     """Inference forward of one sampler implementation (no autograd)."""
     from s2d_kernels.sampler import RawSampling
@@ -201,7 +203,7 @@ def _autograd_candidate(run: Callable[[list[torch.Tensor]], torch.Tensor], input
     return Candidate([forward, backward], setup)
 
 
-def _train_candidate(fn: Callable, frames: torch.Tensor, num_frames: torch.Tensor, raw: list[torch.Tensor],
+def train_candidate(fn: Callable, frames: torch.Tensor, num_frames: torch.Tensor, raw: list[torch.Tensor],
                      grad_out: torch.Tensor) -> Candidate:
     """Forward with autograd, then backward to the six raw sampling parameters (two phases)."""
     from s2d_kernels.sampler import RawSampling
@@ -213,7 +215,7 @@ def bench_sampler(bench: Bench) -> None:
     """Time every sampler implementation, pass and input dtype; add speedup rows."""
     shape = SAMPLER_SHAPES[bench.mode]
     bench.shapes["sampler"] = shape.label()
-    inputs = _sampler_inputs(shape, bench.device)
+    inputs = sampler_inputs(shape, bench.device)
     impls = _sampler_impls(shape, bench)
     settings = bench.settings.kernels
     peak_bw = None
@@ -228,7 +230,7 @@ def bench_sampler(bench: Bench) -> None:
         nbytes = _sampler_bytes(inputs, dtype, shape)
         live = {impl: fn for impl, fn in impls.items() if fn is not None and impl not in broken}
         bench.log(f"sampler {dtype}: forward of {', '.join(live)}")
-        fwd = time_interleaved({impl: _forward_candidate(fn, frames, n, inputs["raw"]) for impl, fn in live.items()},
+        fwd = time_interleaved({impl: forward_candidate(fn, frames, n, inputs["raw"]) for impl, fn in live.items()},
                                bench.device, settings)
         for impl, result in fwd.items():
             if isinstance(result, BaseException):  # one implementation failing must not stop the others
@@ -237,7 +239,7 @@ def bench_sampler(bench: Bench) -> None:
                 live.pop(impl)
         bench.log(f"sampler {dtype}: forward + backward of {', '.join(live)}")
         grad_out = torch.ones(shape.batch, shape.out_frames, 3, shape.out_size, shape.out_size, device=bench.device)
-        train = time_interleaved({impl: _train_candidate(fn, frames, n, inputs["raw"], grad_out)
+        train = time_interleaved({impl: train_candidate(fn, frames, n, inputs["raw"], grad_out)
                                   for impl, fn in live.items()}, bench.device, settings)
         for impl in live:
             timings: dict[str, Any] = {"fwd": fwd[impl][0]}
@@ -283,8 +285,8 @@ def _fusion_candidates(x: torch.Tensor, m: torch.Tensor, w: torch.Tensor,
     """(inference forward, forward + backward to x, m and the weight) of one fusion backend."""
     from s2d_kernels.fusion import context_fusion
 
-    fwd = Candidate([lambda: context_fusion(x, m, w, layout="frames", backend=backend)], context=torch.no_grad)
-    train = _autograd_candidate(lambda leaves: context_fusion(*leaves, layout="frames", backend=backend), (x, m, w),
+    fwd = Candidate([lambda: context_fusion(x, m, w, layout="btchw", backend=backend)], context=torch.no_grad)
+    train = _autograd_candidate(lambda leaves: context_fusion(*leaves, layout="btchw", backend=backend), (x, m, w),
                                 torch.ones_like(x))
     return fwd, train
 

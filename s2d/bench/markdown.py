@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+
 def fmt(value: Any, unit: str = "") -> str:
     """Human formatting: integers with thousands separators, floats to 3-4 significant digits."""
     if value is None:
@@ -32,6 +33,8 @@ def _notes(row: dict[str, Any]) -> str:
     parts = []
     if "first_call_s" in row and row.get("metric") == "latency":
         parts.append(f"first call {fmt(row['first_call_s'])} s")
+    if "min" in row and row.get("metric") == "latency":
+        parts.append(f"min {fmt(row['min'])} ms")
     if "peak_mem_mb" in row:
         parts.append(f"peak {fmt(row['peak_mem_mb'])} MiB")
     if "gbps" in row:
@@ -152,7 +155,33 @@ def kernels_summary(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-SECTION_TITLES = {"kernels": "Kernels", "models": "Models", "decode": "Decode", "predict": "Predict (end to end)",
+def parts_summary(rows: list[dict[str, Any]]) -> list[str]:
+    """Per S2DNet: each part's median latency (p20–p80), its share of the S2DNet and its ratio to the
+    baseline, then the total, the baseline and the baseline at the detail input."""
+    from s2d.bench.parts import PARTS
+
+    by_id = {r["id"]: r for r in rows}
+    out: list[str] = []
+    for model in dict.fromkeys(r["model"] for r in rows if r.get("part") == "total"):
+        ratios = {"baseline": 1.0, "baseline_at_detail":
+                  (by_id.get(f"parts/{model}/ratio/baseline_at_detail_over_baseline") or {}).get("value")}
+        body = []
+        for key in (*PARTS, "rest", "total", "baseline", "baseline_at_detail"):
+            r = by_id.get(f"parts/{model}/{key}/latency")
+            if r is None:
+                continue
+            over = r.get("over_baseline", ratios.get(key))
+            body.append([key if r.get("part") else r["name"], _with_spread(r["value"], r.get("p20"), r.get("p80")),
+                         f"{100 * r['share']:.1f}%" if "share" in r else ("100%" if key == "total" else ""),
+                         "" if over is None else f"{over:.3f}"])
+        group = next(r["group"] for r in rows if r.get("model") == model)
+        out += [f"**{group}: median ms (p20–p80) by part, same run**", ""]
+        out += _table(["Part", "ms", "share of the S2DNet", "/ baseline"], body) + [""]
+    return out
+
+
+SECTION_TITLES = {"kernels": "Kernels", "sampler": "Sampler paths (CPU, wall and CPU clock)", "models": "Models",
+                  "parts": "S2DNet time by part", "decode": "Decode", "predict": "Predict (end to end)",
                   "flops": "FLOPs and parameters"}
 
 
@@ -211,6 +240,12 @@ def render_markdown(doc: dict[str, Any]) -> str:
              ]
     for warning in reliability_warnings(doc):
         lines.append(f"- **Unreliable figures**: {warning}")
+    if meta.get("pending"):
+        lines.append(f"- **Incomplete**: not measured yet: {', '.join(meta['pending'])} (rerun with `--resume` "
+                     "and the same `--json` to measure them)")
+    for resume in meta.get("resumes", []):
+        lines.append(f"- **Resumed** on {resume.get('date')}: {', '.join(resume['sections']) or 'nothing'} measured "
+                     f"then (load average at start {resume.get('loadavg_start')}, at end {resume.get('loadavg_end')})")
     for rerun in meta.get("reruns", []):
         probe = rerun.get("parallel_probe_ms") or {}
         lines.append(f"- **Re-measured** {', '.join(rerun['sections'])} on {rerun.get('date')} (load average at "
@@ -237,6 +272,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
                 if r.get("model") and r.get("description"):
                     seen.setdefault(r["model"], f"{r['description']}, input {r.get('input')}")
             lines += [f"- `{k}`: {v}" for k, v in seen.items()]
+        if section == "sampler" and "sampler_paths" in shape:
+            lines.append(f"- shape: {shape['sampler_paths']}")
+        if section == "parts" and "parts" in shape:
+            lines.append(f"- {shape['parts']}")
         if section == "decode" and "decode" in shape:
             lines.append(f"- synthetic video: {shape['decode']}")
         if section == "predict" and "predict" in shape:
@@ -245,6 +284,12 @@ def render_markdown(doc: dict[str, Any]) -> str:
             lines.append("_No measurements (see skipped)._")
         if section == "kernels" and sec_rows:
             lines += [""] + kernels_summary(sec_rows)
+        if section == "parts" and sec_rows:
+            lines += [""] + parts_summary(sec_rows)
+            if not with_base:
+                sec_rows = []
+            else:
+                lines += ["**All rows**"]
         if section == "flops" and sec_rows:
             lines += flops_summary(sec_rows)
             if not with_base:

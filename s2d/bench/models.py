@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from s2d.bench.context import Bench, short_reason
+from s2d.bench.context import MODEL_BATCHES, Bench, short_reason
 from s2d.bench.timing import Candidate, time_interleaved
 from s2d_kernels.backend import resolve_backend
 
@@ -111,14 +111,8 @@ def build_variant(variant: Variant, tiny: bool) -> nn.Module:
 
 
 def batches_for(bench: Bench) -> tuple[int, ...]:
-    """Batch sizes to time: 1 and 16 (the paper's Table 3 batch), on CPU too; 1 in quick mode."""
-    if bench.model_batches:
-        return bench.model_batches
-    if bench.mode == "quick":
-        return (1,)
-    if bench.mode == "tiny":
-        return (1, 2)
-    return (1, 16)
+    """Batch sizes to time: `--batches`, else the mode's `MODEL_BATCHES` (1 and 16, on CPU too; 1 in quick mode)."""
+    return bench.model_batches or MODEL_BATCHES[bench.mode]
 
 
 def dtypes_for(bench: Bench) -> tuple[str, ...]:

@@ -61,10 +61,10 @@ def _folder(directory: Path, mode: str) -> list[str]:
 def run(bench: Bench) -> None:
     """Time sequential, pipelined, decode-only and model-only passes over a folder of videos."""
     import s2d
-    from s2d.inference.batch_predict import _Clips, default_batch_size, default_workers, predict_many
     from s2d.data import collate
-    from s2d.models.clip import clip_spec
+    from s2d.inference.batch_predict import _Clips, default_batch_size, default_workers, predict_many
     from s2d.inference.predict import predict
+    from s2d.models.clip import clip_spec
 
     tiny = bench.mode == "tiny"
     torch.manual_seed(0)

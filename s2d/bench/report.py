@@ -2,11 +2,13 @@
 `--base` comparison. The markdown tables are rendered by `s2d.bench.markdown`."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import platform
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -88,8 +90,10 @@ def loadavg() -> list[float] | None:
 
 
 def build_meta(bench: Bench, argv: list[str], sections: Iterable[str], threads: int, started: _dt.datetime,
-               elapsed_s: float, load_start: list[float] | None, probe_start: float | None) -> dict[str, Any]:
-    """The `meta` object of the JSON document (see `s2d.bench`)."""
+               elapsed_s: float, load_start: list[float] | None, probe_start: float | None,
+               pending: Iterable[str] = (), git: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `meta` object of the JSON document (see `s2d.bench`); `sections` are the ones measured,
+    `pending` those asked for and not measured yet (a run in progress or interrupted)."""
     from s2d.bench.timing import parallel_probe_ms
 
     return {
@@ -97,10 +101,12 @@ def build_meta(bench: Bench, argv: list[str], sections: Iterable[str], threads: 
         "mode": bench.mode,
         "device": device_info(bench.device),
         "threads": threads,
+        "options": {"compile": bench.compile, "batches": list(bench.model_batches) if bench.model_batches else None},
         "versions": versions(),
-        "git": git_revision(),
+        "git": git if git is not None else git_revision(),
         "argv": list(argv),
         "sections": list(sections),
+        "pending": list(pending),
         "shapes": bench.shapes,
         "skipped": bench.skipped,
         "notes": bench.notes,
@@ -116,9 +122,24 @@ def make_document(meta: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str,
 
 
 def write_json(doc: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write `doc` to `path` atomically (a temporary file in the same folder, then `os.replace`), so
+    an interrupted write leaves the previous document whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as a plainly written file would be (mkstemp makes it private)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(doc, indent=1, sort_keys=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def validate_document(doc: Any) -> list[str]:
@@ -149,24 +170,29 @@ def validate_document(doc: Any) -> list[str]:
     return problems
 
 
-def merge_sections(doc: dict[str, Any], rerun: dict[str, Any]) -> dict[str, Any]:
+def merge_sections(doc: dict[str, Any], rerun: dict[str, Any], history: str = "reruns") -> dict[str, Any]:
     """`doc` with the sections measured by `rerun` replaced by the re-measured rows.
 
     Rows, skips and shapes of the re-run sections come from `rerun`; everything else from `doc`,
-    whose metadata gains a `reruns` entry (sections, date, commit, load, probe, argv) so the
-    report says which numbers were measured when.
+    whose metadata gains a `history` entry (`reruns` for `--update`, `resumes` for `--resume`:
+    sections, date, commit, load, probe, argv) so the report says which numbers were measured when.
+    `pending` keeps the sections either document still waits for that neither has measured.
     """
     sections = rerun["meta"]["sections"]
     meta = dict(doc["meta"])
     new = rerun["meta"]
     meta["sections"] = [s for s in SECTIONS if s in set(meta["sections"]) | set(sections)]
+    meta["pending"] = [s for s in SECTIONS if s in set(meta.get("pending", [])) | set(new.get("pending", []))
+                       and s not in meta["sections"]]
     meta["skipped"] = [x for x in meta.get("skipped", []) if x["section"] not in sections] + new.get("skipped", [])
     meta["notes"] = list(dict.fromkeys(list(meta.get("notes", [])) + list(new.get("notes", []))))
     meta["shapes"] = {**meta.get("shapes", {}), **new.get("shapes", {})}
-    meta["reruns"] = list(meta.get("reruns", [])) + [{
+    meta[history] = list(meta.get(history, [])) + [{
         "sections": sections, "date": new.get("date"), "git": new.get("git"), "argv": new.get("argv"),
         "loadavg_start": new.get("loadavg_start"), "loadavg_end": new.get("loadavg_end"),
         "parallel_probe_ms": new.get("parallel_probe_ms"), "elapsed_s": new.get("elapsed_s")}]
+    if history == "resumes":  # one run in several sittings: its time is their sum
+        meta["elapsed_s"] = round((meta.get("elapsed_s") or 0) + (new.get("elapsed_s") or 0), 1)
     kept = [r for r in doc["rows"] if r["section"] not in sections]
     rows = sorted(kept + rerun["rows"], key=lambda r: SECTIONS.index(r["section"]) if r["section"] in SECTIONS
                   else len(SECTIONS))  # stable: order within a section is kept

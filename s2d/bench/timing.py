@@ -261,3 +261,51 @@ def parallel_probe_ms(reps: int = 15) -> float:
         x.float()
         samples.append(time.perf_counter() - start)
     return quantile(samples, 0.5) * 1e3
+
+
+def time_two_clocks(candidates: dict[str, Candidate],
+                    settings: TimerSettings) -> dict[str, tuple[Timing, Timing] | BaseException]:
+    """CPU only: time candidates interleaved as `time_interleaved` does, each call on the wall clock
+    and on this process's CPU clock (all threads), which other jobs on a shared machine disturb far less.
+
+    Returns, per name, `(wall, cpu)` Timings of the whole call (phases summed), or the exception
+    the candidate raised (it is then left out of later rounds).
+    """
+    results: dict[str, tuple[Timing, Timing] | BaseException] = {}
+    samples: dict[str, tuple[list[float], list[float]]] = {}
+    first: dict[str, tuple[float, float]] = {}
+
+    def once(cand: Candidate) -> tuple[float, float]:
+        with cand.context() if cand.context is not None else contextlib.nullcontext():
+            if cand.setup is not None:
+                cand.setup()
+            wall, cpu = time.perf_counter(), time.process_time()
+            for phase in cand.phases:
+                phase()
+            return time.perf_counter() - wall, time.process_time() - cpu
+
+    for name, cand in candidates.items():
+        try:
+            first[name] = once(cand)
+            for _ in range(max(0, settings.warmup - 1)):
+                once(cand)
+            samples[name] = ([], [])
+        except Exception as err:  # reported to the caller, the other candidates go on
+            results[name] = err
+    order = list(samples)
+    reps = settings.reps_for(sum(first[n][0] for n in order) / len(order)) if order else 0
+    for r in range(reps):
+        for name in order[r % len(order):] + order[: r % len(order)]:
+            if name in results:
+                continue
+            try:
+                wall, cpu = once(candidates[name])
+            except Exception as err:
+                results[name] = err
+                continue
+            samples[name][0].append(wall)
+            samples[name][1].append(cpu)
+    for name in order:
+        if name not in results:
+            results[name] = (Timing(samples[name][0], first[name][0]), Timing(samples[name][1], first[name][1]))
+    return {name: results[name] for name in candidates}

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from s2d.bench import main
-from s2d.bench.context import SECTIONS
+from s2d.bench.context import DEFAULT_SECTIONS, SECTIONS
 from s2d.bench.markdown import fmt, render_markdown
 from s2d.bench.report import SCHEMA, apply_base, validate_document
 from s2d.bench.timing import TimerSettings, quantile, time_phases
@@ -19,7 +19,7 @@ ROW_KEYS = {"id", "section", "group", "name", "metric", "value", "unit", "better
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One full tiny run (all sections), shared by the tests below."""
+    """One tiny run without --only (the default sections), shared by the tests below."""
     out = tmp_path_factory.mktemp("bench")
     json_path, md_path = out / "tiny.json", out / "tiny.md"
     rc = main(["--tiny", "--quiet", "--threads", "1", "--json", str(json_path), "--markdown", str(md_path)])
@@ -35,7 +35,7 @@ def test_tiny_run_end_to_end(tiny_run: dict, capsys: pytest.CaptureFixture) -> N
     assert meta["mode"] == "tiny" and meta["threads"] == 1 and meta["device"]["type"] == "cpu"
     assert meta["versions"]["torch"] == torch.__version__ and meta["versions"]["s2d"]
     assert {"date", "git", "skipped", "notes", "sections", "elapsed_s"} <= set(meta)
-    assert meta["sections"] == list(SECTIONS)
+    assert meta["sections"] == list(DEFAULT_SECTIONS) and meta["pending"] == []
     rows = doc["rows"]
     for row in rows:
         assert ROW_KEYS <= set(row), row
@@ -44,7 +44,7 @@ def test_tiny_run_end_to_end(tiny_run: dict, capsys: pytest.CaptureFixture) -> N
     ids = {r["id"] for r in rows}
     assert len(ids) == len(rows)
     # Every section produced rows (decode may only be skipped with a stated reason).
-    for section in SECTIONS:
+    for section in DEFAULT_SECTIONS:
         produced = any(r["section"] == section for r in rows)
         skipped = any(s["section"] == section for s in meta["skipped"])
         assert produced or (section == "decode" and skipped), section

@@ -218,6 +218,11 @@ COMMANDS: list[Entry] = [
     Entry(r"python -m s2d\.bench --quick", _run, slow=True),
     Entry(r"python -m s2d\.bench --json out\.json --base bench/cpu-results\.json", _bench_base,
           "a full run takes about half an hour. Checked: its options are accepted and the --base record loads"),
+    Entry(r"python -m s2d\.bench --json out\.json --base bench/cpu-results\.json --resume", _bench_base,
+          "continues an interrupted full run (up to half an hour). Checked: its options are accepted and the --base "
+          "record loads"),
+    Entry(r"python -m s2d\.bench --only sampler,parts", _validate,
+          "takes minutes on a CPU. Checked: its options are accepted"),
 ]
 
 
