@@ -76,6 +76,7 @@ class WeightsSource:
     size: int | None = None
     verified: bool = False  # the file matched the zoo index
     commit: str | None = None  # the Hub commit the revision resolved to (Hub downloads)
+    reinitialised: list[str] | None = None  # loaded onto new classes: the parameters that start fresh
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -276,13 +277,17 @@ def _locate_on_hub(src: WeightsSource, *, pretrained: bool, force_download: bool
 
 
 def attach(model: "nn.Module", located: Located, *, strict: bool = True,
-           device: str | torch.device | None = None) -> "nn.Module":
-    """Load the located weights (if any) into `model`, built from `located.config`: checksum,
-    strict load, `model.weights_source` recorded (None without weights); then eval mode, on `device`."""
+           device: str | torch.device | None = None, trained_for: "S2DConfig | BaselineConfig | None" = None
+           ) -> "nn.Module":
+    """Load the located weights (if any) into `model`, built from `located.config` (or, onto other
+    classes, from `trained_for` with its classes changed: see `s2d.hub.transfer`): checksum, strict load,
+    `model.weights_source` recorded (None without weights); then eval mode, on `device`."""
     src = located.source if located.weights is not None else None
     if src is not None:
-        load_file_into(model, located.weights, strict=strict, expected_sha256=src.sha256, expected_size=src.size,
-                       source=located.label, fix=located.fix)
+        renewed = load_file_into(model, located.weights, strict=strict, expected_sha256=src.sha256,
+                                 expected_size=src.size, source=located.label, fix=located.fix,
+                                 trained_for=trained_for)
+        src.reinitialised = renewed if trained_for is not None else None
         src.verified = src.sha256 is not None
         if src.size is None:
             src.size = Path(located.weights).stat().st_size

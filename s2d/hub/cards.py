@@ -27,6 +27,15 @@ DATASETS = {
     "minikinetics200": ("mini-kinetics-200", "Mini-Kinetics-200"),
     "synth16": (None, "s2d.synth (synthetic detail benchmark)"),  # generated on the fly, not a Hub dataset
 }
+
+
+def dataset_of(labels: str | tuple[str, ...] | None, unnamed: str) -> tuple[str | None, str]:
+    """(Hub dataset id or None, readable name) of a config's `labels`; `unnamed` when it names none."""
+    if isinstance(labels, str):
+        return DATASETS.get(labels, (None, labels))
+    return None, ("its own classes" if labels else unnamed)
+
+
 ARCH_NAMES = {"tsm_mobilenet_v2": "TSM-MobileNetV2", "tsm_resnet50": "TSM-ResNet-50", "x3d_xs": "X3D-XS",
               "x3d_s": "X3D-S", "x3d_m": "X3D-M", "x3d_l": "X3D-L", "x3d_tiny": "X3D-tiny"}
 
@@ -98,8 +107,9 @@ def _front_matter(config: S2DConfig | BaselineConfig, evaluation: dict | None) -
     tags = ["s2d", "video-classification", "action-recognition", family,
             "s2dnet" if config.kind == "s2dnet" else "baseline", "pytorch_model_hub_mixin", "model_hub_mixin"]
     lines = ["---", "library_name: s2d", "pipeline_tag: video-classification", "license: apache-2.0"]
-    if DATASETS.get(config.labels, (None,))[0]:
-        lines += ["datasets:", f"- {DATASETS[config.labels][0]}"]
+    hub_dataset = dataset_of(config.labels, "")[0]
+    if hub_dataset:
+        lines += ["datasets:", f"- {hub_dataset}"]
     if evaluation is not None:
         lines += ["metrics:", "- accuracy"]
     lines += ["tags:"] + [f"- {t}" for t in tags] + ["---"]
@@ -107,7 +117,7 @@ def _front_matter(config: S2DConfig | BaselineConfig, evaluation: dict | None) -
 
 
 def _title_and_intro(config, name: str | None) -> list[str]:
-    dataset = DATASETS.get(config.labels, (None, config.labels or "an unnamed label set"))[1]
+    dataset = dataset_of(config.labels, "an unnamed label set")[1]
     title = name or ("S2DNet" if config.kind == "s2dnet" else "Video classifier")
     if config.kind == "s2dnet":
         c = config

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import nn
@@ -23,6 +23,10 @@ from s2d.hub.errors import (ChecksumError, ConfigFileError, CorruptWeightsError,
                             UnknownModelError, WeightsMismatchError, WeightsUnavailableError, ZooError)
 from s2d.hub.registry import MODELS, get_config
 from s2d.hub.weights import WEIGHTS_NAME
+from s2d.models.labels import class_names
+
+if TYPE_CHECKING:
+    from s2d.models.config import BaselineConfig, S2DConfig
 
 __all__ = ["load", "create", "resolve", "zoo_dir", "known_names", "zoo_status", "WeightsSource", "ZooError",
            "UnknownModelError", "NoWeightsError", "WeightsUnavailableError", "HubError", "ChecksumError",
@@ -30,25 +34,53 @@ __all__ = ["load", "create", "resolve", "zoo_dir", "known_names", "zoo_status", 
 
 
 def load(name_or_path: str | os.PathLike, *, pretrained: bool = True, revision: str | None = None,
-         device: str | torch.device | None = None, strict: bool = True) -> nn.Module:
+         device: str | torch.device | None = None, strict: bool = True, num_classes: int | None = None,
+         labels: str | Sequence[str] | None = None) -> nn.Module:
     """A model by zoo name, `hf-hub:org/repo[@rev]` or local folder, in eval mode on `device`.
 
     `pretrained=False` builds the architecture only (random init) from the same config.
     `revision` overrides the zoo index's pinned revision (no checksum is known for other
     revisions). `strict=False` loads what fits and warns about the rest; keep it True unless you
     are deliberately loading a partial checkpoint. Raises a `ZooError` subclass on any failure.
+
+    `num_classes` / `labels` (class names, or a shipped list's name; either gives the count) put
+    the model onto other classes: every weight that fits loads strictly, the class-dependent ones
+    are re-initialised (`s2d.hub.transfer`; named in a log line and in
+    `model.weights_source.reinitialised`), and anything else that does not fit is still an error.
     """
     located = locate(name_or_path, pretrained=pretrained, revision=revision)
-    return attach(build_model(located.config), located, strict=strict, device=device)
+    trained_for = None
+    if num_classes is not None or labels is not None:
+        trained_for, located.config = located.config, with_classes(located.config, num_classes, labels)
+    return attach(build_model(located.config), located, strict=strict, device=device, trained_for=trained_for)
 
 
-def create(name: str, pretrained: bool = False, **overrides: Any) -> nn.Module:
+def with_classes(config: S2DConfig | BaselineConfig, num_classes: int | None,
+                 labels: str | Sequence[str] | None) -> S2DConfig | BaselineConfig:
+    """`config` for other classes: `num_classes`, else the count of `labels`; `labels` replace the
+    old class names (which name other classes); the top-k shrinks to the class count if it must."""
+    if labels is not None and not isinstance(labels, str):
+        labels = list(labels)
+    if num_classes is None:
+        num_classes = len(class_names(labels))
+    if getattr(config, "topk", 0) > num_classes:  # the synopsis cannot guess more classes than there are
+        return config.replace(num_classes=num_classes, labels=labels, topk=num_classes)
+    return config.replace(num_classes=num_classes, labels=labels)
+
+
+def create(name: str, pretrained: bool = False, *, num_classes: int | None = None,
+           labels: str | Sequence[str] | None = None, **overrides: Any) -> nn.Module:
     """Build a named variant (`s2d.list_models()`), random init, with config `overrides` (see
-    `s2d.get_config`). `pretrained=True` loads its published weights instead (see `load`)."""
+    `s2d.get_config`). `pretrained=True` loads its published weights instead (see `load`), onto
+    other classes with `num_classes` / `labels`; other overrides change the architecture and cannot
+    be combined with it."""
     if pretrained:
         if overrides:
-            raise ValueError("overrides change the architecture; they cannot be combined with pretrained=True")
-        return load(name)
+            raise ValueError(f"overrides {sorted(overrides)} change the architecture; they cannot be combined with "
+                             f"pretrained=True (num_classes= and labels= can)")
+        return load(name, num_classes=num_classes, labels=labels)
+    if num_classes is not None or labels is not None:
+        return build_model(with_classes(get_config(name, **overrides), num_classes, labels))
     return build_model(get_config(name, **overrides))
 
 

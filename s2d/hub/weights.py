@@ -126,13 +126,22 @@ def load_weights(model: "nn.Module", state: Mapping[str, torch.Tensor], *, stric
 
 
 def load_file_into(model: "nn.Module", path: str | Path, *, strict: bool = True, expected_sha256: str | None = None,
-                   expected_size: int | None = None, source: str = "weights", fix: str = "") -> None:
-    """Verify (when a checksum is known), read and strictly load a safetensors file into `model`."""
+                   expected_size: int | None = None, source: str = "weights", fix: str = "",
+                   trained_for: "S2DConfig | BaselineConfig | None" = None) -> list[str]:
+    """Verify (when a checksum is known), read and strictly load a safetensors file into `model`.
+    `trained_for`: the config the file was trained with, when `model` has other classes; its
+    class-dependent parameters are re-initialised (`s2d.hub.transfer`) and their names returned."""
     if expected_sha256 is not None or expected_size is not None:
         verify_file(path, expected_sha256, expected_size, source=source, fix=fix)
     state = read_weights(path, fix=fix)
     check_finite(state, path)
+    renewed: list[str] = []
+    if trained_for is not None:
+        from s2d.hub.transfer import adapt_to_classes
+
+        state, renewed = adapt_to_classes(model, state, trained_for, source=f"{path} ({source})")
     load_weights(model, state, strict=strict, source=f"{path} ({source})")
+    return renewed
 
 
 def check_finite(state: Mapping[str, torch.Tensor], path: str | Path) -> None:

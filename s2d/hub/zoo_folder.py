@@ -29,7 +29,7 @@ import torch
 from s2d.hub._index import load_index
 from s2d.hub._sources import zoo_dir
 from s2d.hub.builder import build_model
-from s2d.hub.cards import ARCH_NAMES, DATASETS, Latency, fmt_gmacs, fmt_params, render_config, render_model_card
+from s2d.hub.cards import ARCH_NAMES, Latency, dataset_of, fmt_gmacs, fmt_params, render_config, render_model_card
 from s2d.hub.registry import MODELS, get_config
 from s2d.hub.weights import WEIGHTS_NAME
 from s2d.models.config import BaselineConfig, S2DConfig
@@ -141,7 +141,7 @@ def render_zoo_index(complexities: dict[str, Complexity]) -> str:
              "|---|---|---|---|---:|---:|---|"]
     for name in sorted(complexities):
         c, cx = get_config(name), complexities[name]
-        dataset = DATASETS.get(c.labels, (None, c.labels or "-"))[1]
+        dataset = dataset_of(c.labels, "-")[1]
         if c.kind == "s2dnet":
             nets = (f"{ARCH_NAMES.get(c.synopsis.arch, c.synopsis.arch)} {c.synopsis.frames}×{c.synopsis.size}² → "
                     f"{ARCH_NAMES.get(c.detail.arch, c.detail.arch)} {c.sampler.frames}×{c.sampler.size}²")

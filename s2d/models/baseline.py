@@ -9,6 +9,7 @@ from torch import nn
 from s2d.models.backbones import build_backbone, run_backbone
 from s2d.models.clip import check_clip, uniform_view
 from s2d.models.config import BaselineConfig
+from s2d.models.labels import class_names
 from s2d.models.pretrained import PretrainedMixin
 
 
@@ -29,10 +30,11 @@ class VideoClassifier(nn.Module, PretrainedMixin):
         self.backbone = build_backbone(config.arch, config.frames, config.shift_div)
         self.dropout = nn.Dropout(config.dropout)
         self.fc = nn.Linear(self.backbone.embed_dim, config.num_classes)
-        self.labels = None
-        if config.labels is not None:
-            from s2d.models.labels import load_labels
-            self.labels = load_labels(config.labels)
+        self.labels: tuple[str, ...] | None = class_names(config.labels)
+
+    def class_axes(self) -> dict[str, tuple[int, int]]:
+        """The parameters indexed by class: name → (dim, first index); the classifier's rows."""
+        return {"fc.weight": (0, 0), "fc.bias": (0, 0)}
 
     def forward(self, frames: torch.Tensor, num_frames: torch.Tensor | None = None) -> BaselineOutput:
         c = self.config

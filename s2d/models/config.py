@@ -48,8 +48,10 @@ def _is_number(value: Any) -> bool:
 def _check_value(value: Any, kind: str) -> bool:
     """Whether `value` fits the (string) annotation `kind` of a config field."""
     kind = kind.strip()
-    if kind.endswith("| None"):
-        return value is None or _check_value(value, kind[:-len("| None")])
+    if "|" in kind:  # a union: any member fits
+        return any(_check_value(value, member) for member in kind.split("|"))
+    if kind == "None":
+        return value is None
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "float":
@@ -70,8 +72,10 @@ def _check_value(value: Any, kind: str) -> bool:
 
 def _describe(kind: str) -> str:
     kind = kind.strip()
-    if kind.endswith("| None"):
-        return f"{_describe(kind[:-len('| None')])} or null"
+    if "|" in kind:
+        return " or ".join(_describe(member) for member in kind.split("|"))
+    if kind == "None":
+        return "null"
     if kind.startswith("tuple["):
         parts = [p.strip() for p in kind[len("tuple["):-1].split(",")]
         plural = {"int": "integers", "float": "finite numbers", "str": "strings"}.get(parts[0], parts[0])
@@ -224,14 +228,31 @@ def _check_common(config) -> None:
     _check_label_list(config.labels, config.num_classes)
 
 
-def _check_label_list(labels: str | None, num_classes: int) -> None:
-    """A shipped label list must exist and name exactly `num_classes` classes."""
+def _check_label_list(labels: str | tuple[str, ...] | None, num_classes: int) -> None:
+    """A shipped label list must exist, and either form must name exactly `num_classes` distinct classes."""
     if labels is None:
         return
-    _require(labels in available_label_sets(), f"labels: unknown label list {labels!r}; shipped: {available_label_sets()}")
-    count = len(load_labels(labels))
-    _require(count == num_classes, f"labels: the list {labels!r} names {count} classes but num_classes is "
+    if isinstance(labels, str):
+        _require(labels in available_label_sets(),
+                 f"labels: unknown label list {labels!r}; shipped: {available_label_sets()} (or give the names)")
+        what, count = f"the list {labels!r}", len(load_labels(labels))
+    else:
+        bad = [n for n in labels if not n.strip() or "\n" in n or n != n.strip()]
+        _require(not bad, f"labels: class names must be non-empty single lines without surrounding spaces, "
+                          f"got {bad[:3]}")
+        repeated = sorted({n for n in labels if labels.count(n) > 1})
+        _require(not repeated, f"labels: class names must be distinct, repeated: {repeated[:5]}")
+        what, count = "labels", len(labels)
+    _require(count == num_classes, f"labels: {what} names {count} classes but num_classes is "
                                    f"{num_classes}; give a matching list or labels null")
+
+
+def _as_tuples(config: Any, names: tuple[str, ...] = ("mean", "std", "labels")) -> None:
+    """JSON lists → tuples for the sequence fields of a frozen config (so configs compare and hash)."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, list):
+            object.__setattr__(config, name, tuple(value))
 
 
 def _tuple_fields(cls, data: dict) -> dict:
@@ -289,7 +310,8 @@ class S2DConfig(_JsonMixin):
     snet_loss_weight: float = 0.1
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    labels: str | None = None  # name of a shipped label list (s2d/models/label_lists/<name>.txt)
+    #: Class names: a shipped list's name (`s2d/models/label_lists/<name>.txt`) or the names themselves.
+    labels: str | tuple[str, ...] | None = None
     #: Reading a video: short side resized to `dense_size · resize_ratio`, then the centre (or a
     #: random) `dense_size`² crop; 256/224 is the usual, 1.0 keeps the pixels' scale.
     resize_ratio: float = 256 / 224
@@ -299,10 +321,7 @@ class S2DConfig(_JsonMixin):
         for name, cls in (("synopsis", SynopsisConfig), ("locator", LocatorConfig), ("sampler", SamplerConfig),
                           ("fusion", FusionConfig), ("detail", DetailConfig)):
             object.__setattr__(self, name, _sub(cls, getattr(self, name)))
-        for name in ("mean", "std"):
-            value = getattr(self, name)
-            if isinstance(value, (list, tuple)):
-                object.__setattr__(self, name, tuple(value))
+        _as_tuples(self)
         self.validate()
 
     @property
@@ -350,15 +369,12 @@ class BaselineConfig(_JsonMixin):
     shift_div: int = 8
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    labels: str | None = None
+    labels: str | tuple[str, ...] | None = None  # a shipped list's name or the class names
     resize_ratio: float = 256 / 224  # reading a video: short side = dense_size · resize_ratio, then crop
     kind: str = "baseline"
 
     def __post_init__(self):
-        for name in ("mean", "std"):
-            value = getattr(self, name)
-            if isinstance(value, (list, tuple)):
-                object.__setattr__(self, name, tuple(value))
+        _as_tuples(self)
         self.validate()
 
     @property

@@ -1,6 +1,8 @@
-"""Class-name lists shipped with the package (`s2d/models/label_lists/<name>.txt`, one name per line)."""
+"""Class names: the lists shipped with the package (`s2d/models/label_lists/<name>.txt`, one name per
+line), and the names a config's `labels` gives (a shipped list's name, or the names themselves)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 
@@ -17,3 +19,12 @@ def load_labels(name: str) -> tuple[str, ...]:
         raise KeyError(f"no label list named {name!r}; shipped: {available_label_sets()}")
     text = resources.files("s2d.models").joinpath("label_lists", f"{name}.txt").read_text(encoding="utf-8")
     return tuple(line for line in text.splitlines() if line)
+
+
+def class_names(labels: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """The class names of a config's `labels`: a shipped list's names, the given names, or None."""
+    if labels is None:
+        return None
+    if isinstance(labels, str):
+        return load_labels(labels)
+    return tuple(labels)

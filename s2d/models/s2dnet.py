@@ -22,6 +22,7 @@ from s2d.models.clip import check_clip, uniform_view
 from s2d.models.config import S2DConfig
 from s2d.models.detail import DetailNet
 from s2d.models.fusion import ContextEncoder
+from s2d.models.labels import class_names
 from s2d.models.locator import Locator
 from s2d.models.pretrained import PretrainedMixin
 from s2d.models.sampler import DetailSampler, SamplingWindow, centre_crop_params, fixed_stride
@@ -67,10 +68,15 @@ class S2DNet(nn.Module, PretrainedMixin):
         self.freeze_sampler = False
         self.set_freeze_sampler(False)
         self.backend = "auto"
-        self.labels: tuple[str, ...] | None = None
-        if c.labels is not None:
-            from s2d.models.labels import load_labels
-            self.labels = load_labels(c.labels)
+        self.labels: tuple[str, ...] | None = class_names(c.labels)
+
+    def class_axes(self) -> dict[str, tuple[int, int]]:
+        """The parameters indexed by class: name → (dim, first index) of its `num_classes` class
+        positions: the classifiers' rows (dim 0), and the columns reading the synopsis' top-k vector
+        s (dim 1: the locator's conv takes `[features ; s]`, the context vector's layer `[s ; g]`)."""
+        features = self.locator.conv.in_channels - self.config.num_classes
+        return {"synopsis.fc.weight": (0, 0), "synopsis.fc.bias": (0, 0), "locator.conv.weight": (1, features),
+                "context.fc.weight": (1, 0), "detail.fc.weight": (0, 0), "detail.fc.bias": (0, 0)}
 
     # -- training stages -------------------------------------------------------------------
     def set_freeze_sampler(self, frozen: bool = True) -> "S2DNet":

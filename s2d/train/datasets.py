@@ -174,9 +174,9 @@ def _video_kwargs(split: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def _default_classes(model_config: Any, classes: Any) -> Any:
     if classes is None and getattr(model_config, "labels", None):
-        from s2d.models.labels import load_labels
+        from s2d.models.labels import class_names
 
-        return list(load_labels(model_config.labels))
+        return list(class_names(model_config.labels))
     return classes
 
 
