@@ -21,7 +21,7 @@ from typing import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("s2d.cli.demo", "S2DNet at work on synthetic clips: what it saw, where it looked, what it said"),
     "info": ("s2d.cli.info", "list named models with parameters and input specs"),
-    "data": ("s2d.cli.data", "prepare list files for video datasets"),
+    "data": ("s2d.cli.data", "prepare list files for video datasets; write synthetic clips as class folders"),
     "predict": ("s2d.cli.predict", "classify video files and draw where the model looked"),
     "zoo": ("s2d.cli.zoo", "list, document and publish pretrained models"),
     "convert": ("s2d.cli.convert", "convert official / pytorchvideo / SlowFast / torchvision checkpoints"),

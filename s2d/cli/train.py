@@ -60,7 +60,8 @@ def print_catalogue() -> None:
 
     print("recipes (python -m s2d train RECIPE [key=value ...]):")
     for name, recipe in RECIPES.items():
-        print(f"  {name:24s} model {recipe['model']['name']}, data kind {recipe['data']['kind']}")
+        model = recipe["model"]["name"] or "model.init's"
+        print(f"  {name:24s} model {model}, data kind {recipe['data']['kind']}")
     print("data kinds (data.kind=KIND; keys under data.args, data.train or data.val):")
     seen: dict[tuple[str, ...], str] = {}
     for kind in available_datasets():

@@ -26,17 +26,22 @@ With DataLoader workers every worker holds its own copy of the dataset, so `skip
 (`batch["errors"]`, `batch["paths"]`) there, and `drop_failed` removes such rows.
 
 Modules: `dataset` (`VideoDataset`, class lists, `collate`), `annotations` (list files, Kinetics
-CSV, Something-Something V2 JSON) and `prepare` (`prepare_list`).
+CSV, Something-Something V2 JSON), `folders` (`ROOT/<class>/<video>` class folders:
+`VideoFolderDataset`, `scan_class_folders`) and `prepare` (`prepare_list`).
 """
 from __future__ import annotations
 
 from s2d.data.annotations import KineticsCSVDataset, SomethingV2Dataset, VideoListDataset, parse_list_line
 from s2d.data.dataset import SkippedVideoWarning, VideoDataset, collate, drop_failed, load_classes
+from s2d.data.folders import ClassFolders, VideoFolderDataset, scan_class_folders
 from s2d.data.prepare import PrepareReport, prepare_list
 
 __all__ = [
     "VideoDataset",
     "VideoListDataset",
+    "VideoFolderDataset",
+    "ClassFolders",
+    "scan_class_folders",
     "KineticsCSVDataset",
     "SomethingV2Dataset",
     "SkippedVideoWarning",

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from s2d.data.folders import scan_class_folders
 from s2d.io import DEFAULT_TIMEOUT_S, VIDEO_EXTENSIONS, VideoError, probe
 
 
@@ -52,10 +53,6 @@ class PrepareReport:
         return "\n".join(lines)
 
 
-def _bad_class_name(name: str) -> bool:
-    return name != name.strip() or not name or name.startswith("#") or any(c in name for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
-
-
 def _check_outputs(root: Path, out_file: Path, classes: Sequence[str], suffixes: set[str]) -> None:
     """`prepare_list` writes `out_file` and `classes.txt` beside it; refuse when that would replace
     a video or a class list, or put a file among the videos of a class."""
@@ -88,41 +85,13 @@ def prepare_list(root: str | os.PathLike, out_file: str | os.PathLike,
     of the list and reported with the reason.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise NotADirectoryError(f"{root}: not a folder")
     suffixes = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
     out_file = Path(out_file)
     # The list's own folder inside root (ROOT/lists/) is not a class, unless it holds videos: then
     # the list would be written among a class's videos, which is refused below.
-    out_dir = out_file.parent.resolve()
-
-    def is_class(d: Path) -> bool:
-        if not d.is_dir() or d.name.startswith("."):
-            return False
-        return d.resolve() != out_dir or any(os.path.splitext(f)[1].lower() in suffixes
-                                             for _, _, files in os.walk(d) for f in files)
-
-    classes = sorted(d.name for d in root.iterdir() if is_class(d))
+    found = scan_class_folders(root, extensions, exclude=out_file.parent)
+    classes, entries, ignored = found.classes, found.videos, found.ignored
     _check_outputs(root, out_file, classes, suffixes)
-    bad = [name for name in classes if _bad_class_name(name)]
-    if bad:
-        raise ValueError(f"{root}: class folder name(s) {', '.join(repr(n) for n in bad)} cannot be written one a "
-                         "line to classes.txt (blank, surrounding spaces, a line break, or a leading '#', which "
-                         "list files read as a comment); rename the folder(s)")
-    entries: list[tuple[str, int]] = []
-    ignored: list[str] = []
-    for label, name in enumerate(classes):
-        for dirpath, dirnames, filenames in os.walk(root / name):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for filename in sorted(filenames):
-                if filename.startswith("."):
-                    continue
-                rel = Path(dirpath, filename).relative_to(root).as_posix()
-                if os.path.splitext(filename)[1].lower() in suffixes:
-                    entries.append((rel, label))
-                else:
-                    ignored.append(rel)
-    ignored.extend(sorted(p.name for p in root.iterdir() if p.is_file() and not p.name.startswith(".")))
 
     def failure(rel: str) -> str | None:
         if "\n" in rel or "\r" in rel:

@@ -78,7 +78,12 @@ def get_config(name: str, **overrides: Any) -> S2DConfig | BaselineConfig:
         close = difflib.get_close_matches(name, MODELS, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise KeyError(f"unknown model {name!r}{hint} (known: {', '.join(sorted(MODELS))})")
-    data = MODELS[name].to_dict()
+    return apply_overrides(MODELS[name], **overrides)
+
+
+def apply_overrides(config: S2DConfig | BaselineConfig, **overrides: Any) -> S2DConfig | BaselineConfig:
+    """`config` with top-level fields replaced; sub-configs given as partial dicts are merged."""
+    data = config.to_dict()
     for key, value in overrides.items():
         if hasattr(value, "to_dict"):
             value = value.to_dict()

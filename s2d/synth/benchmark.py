@@ -47,12 +47,19 @@ reading raw full-resolution pixels sees them directly. Note the flip side: the s
 is as blind to the glyphs as the 32-px views above (`bench/synthetic/run.py` explains how the
 training deals with it).
 
+Tasks
+-----
+The generator serves more than one task (`s2d.synth.tasks`): `task="benchmark"` (default) is the
+one above; `task="transfer"` groups the colours in two and shows new glyphs, diagonal bars, on
+clips of its own. A task only picks each clip's colour, glyph and class; the proof above holds
+for any glyph whose tile holds A, B, C, D four times each, as all of them do.
+
 Determinism and splits
 ----------------------
 Clip `index` of `split` under `seed` is drawn from its own NumPy generator seeded with
-`(seed, split id, index)`, so it is the same bytes on every call and every machine, and splits
-never share a stream. Labels are exactly balanced: every block of 16 consecutive indices holds
-each class once (in a seeded order).
+`(seed, split id, index)` (and the task's stream words), so it is the same bytes on every call and
+every machine, and splits never share a stream. Labels are exactly balanced: every block of 16
+consecutive indices holds each (colour, glyph) pair once (in a seeded order), so each benchmark class once.
 """
 from __future__ import annotations
 
@@ -66,54 +73,26 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["CLASSES", "DIRECTIONS", "GLYPHS", "GLYPH_PERIOD", "LABEL_LIST", "OBJECTS", "SPLITS", "ClipParams",
-           "SyntheticDetailDataset", "glyph_tile", "render_clip", "sample_params", "write_label_list", "write_video"]
+from s2d.synth.appearance import COLOURS, GLYPH_NAMES, GLYPH_PERIOD, OBJECT_RGB, OBJECTS, glyph_tile
+from s2d.synth.tasks import BENCHMARK, Task, get_task
 
-#: Coarse classes: the object's colour.
-OBJECTS: tuple[str, ...] = ("red object", "green object", "blue object", "yellow object")
-_OBJECT_RGB = ((215, 35, 35), (35, 185, 35), (40, 70, 225), (225, 205, 30))
-#: Fine classes: the glyph's bars (orientation × colour axis).
-GLYPHS: tuple[str, ...] = ("light-dark horizontal bars", "light-dark vertical bars",
-                           "red-green horizontal bars", "red-green vertical bars")
-#: Class `object * len(GLYPHS) + glyph`, named "<object> / <glyph>".
-CLASSES: tuple[str, ...] = tuple(f"{o} / {g}" for o in OBJECTS for g in GLYPHS)
+__all__ = ["CLASSES", "COLOURS", "DIRECTIONS", "GLYPHS", "GLYPH_PERIOD", "LABEL_LIST", "OBJECTS", "SPLITS",
+           "ClipParams", "SyntheticDetailDataset", "clip_label", "glyph_tile", "render_clip", "sample_params",
+           "write_label_list", "write_video"]
+
+#: Fine classes of the benchmark: the glyph's bars (orientation × colour axis), glyph ids 0-3.
+GLYPHS: tuple[str, ...] = GLYPH_NAMES[:4]
+#: Class `object * len(GLYPHS) + glyph`, named "<object> / <glyph>" (coarse classes: OBJECTS).
+CLASSES: tuple[str, ...] = BENCHMARK.classes
 #: The shipped label list with these names (`s2d/models/label_lists/synth16.txt`).
 LABEL_LIST = "synth16"
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
-GLYPH_PERIOD = 4  # pixels; the speed and the reduced-view stride are multiples of it
 OBJECT_SIZE = 24  # object side in pixels
 BORDER = 4  # solid border in the object's colour; the glyph fills the 16×16 interior
 MARGIN = 2  # the object stays this far from the frame edges
 
-_MID = np.array([128.0, 128.0, 128.0])
-_LUMA = np.array([60.0, 60.0, 60.0])  # u: a luminance step
-_RED_GREEN = np.array([60.0, -60.0, 0.0])  # v: a red-green step
-#: The four glyph colours A, B, C, D (rows), shared by every glyph.
-COLOURS = np.stack([_MID + _LUMA + _RED_GREEN, _MID + _LUMA - _RED_GREEN,
-                    _MID - _LUMA + _RED_GREEN, _MID - _LUMA - _RED_GREEN])
-_A, _B, _C, _D = range(4)
-# Colour pairs of the 2×2 blocks of each glyph's tile, as [[top-left, top-right], [bottom-left,
-# bottom-right]]: a pair is drawn as a 1-pixel checker, so a block's visible (blurred) colour is the
-# pair's mean. (A,B) and (C,D) differ in luminance, (A,C) and (B,D) in red-green.
-_BLOCKS = {
-    0: (((_A, _B), (_A, _B)), ((_C, _D), (_C, _D))),  # light-dark horizontal bars
-    1: (((_A, _B), (_C, _D)), ((_A, _B), (_C, _D))),  # light-dark vertical bars
-    2: (((_A, _C), (_A, _C)), ((_B, _D), (_B, _D))),  # red-green horizontal bars
-    3: (((_A, _C), (_B, _D)), ((_A, _C), (_B, _D))),  # red-green vertical bars
-}
 DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1))  # (dx, dy): right, left, down, up
-
-
-def glyph_tile(glyph: int) -> np.ndarray:
-    """The `[4, 4]` tile of colour indices (0..3 for A..D) of a glyph; every tile holds each
-    colour four times, which is what makes the glyphs indistinguishable after a stride-4 view."""
-    tile = np.empty((GLYPH_PERIOD, GLYPH_PERIOD), dtype=np.int64)
-    for y in range(GLYPH_PERIOD):
-        for x in range(GLYPH_PERIOD):
-            pair = _BLOCKS[glyph][y // 2][x // 2]
-            tile[y, x] = pair[(x + y) % 2]
-    return tile
 
 
 @dataclass(frozen=True)
@@ -121,8 +100,8 @@ class ClipParams:
     """Every random choice behind one clip (what `render_clip` draws from)."""
 
     label: int
-    kind: int  # the coarse class: index into OBJECTS
-    glyph: int  # the fine class: index into GLYPHS
+    kind: int  # the object's colour: index into OBJECTS (the benchmark's coarse class)
+    glyph: int  # glyph id (`glyph_tile`): 0-3 index GLYPHS, 4-7 are the transfer task's
     direction: int  # index into DIRECTIONS (not part of the label)
     x0: int  # object's top-left corner in frame 0
     y0: int
@@ -134,6 +113,7 @@ class ClipParams:
     distractors: tuple[tuple[int, int, int, int, int, int], ...]  # (x, y, size, r, g, b), static squares
     noise_std: float
     noise_seed: int  # seeds the per-pixel noise
+    task: str = "benchmark"  # the task (`s2d.synth.tasks`) that drew these choices and names the label
 
     def steps_taken(self, t: int) -> int:
         """Frames of movement before frame `t`: the object pauses while it shows the glyph."""
@@ -172,19 +152,33 @@ def _check_geometry(frames: int, resolution: int, speed: int) -> None:
                          f"{travel + OBJECT_SIZE + 2 * MARGIN} px, got resolution={resolution}")
 
 
-def _label_for(seed: int, split_id: int, index: int, num_classes: int) -> int:
-    """Exactly balanced labels: block `index // K` is a seeded permutation of the K classes."""
-    perm = np.random.default_rng([seed, split_id, index // num_classes, 0x1AB31]).permutation(num_classes)
-    return int(perm[index % num_classes])
+def _cell_for(seed: int, split_id: int, index: int, task: Task) -> int:
+    """Exactly balanced designs: block `index // K` is a seeded permutation of the task's K cells
+    (for the benchmark a cell is a class)."""
+    k = len(task.cells)
+    perm = np.random.default_rng([seed, split_id, index // k, 0x1AB31, *task.stream]).permutation(k)
+    return int(perm[index % k])
+
+
+def clip_label(seed: int, split: str, index: int, task: str | Task = "benchmark") -> int:
+    """The label of clip `index` of `split` under `seed`, without drawing or rendering the clip."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
+    if index < 0:
+        raise IndexError(f"clip index must be >= 0, got {index}")
+    task = get_task(task)
+    return task.cells[_cell_for(seed, SPLITS[split], index, task)][2]
 
 
 def sample_params(seed: int, split: str, index: int, frames: int = 16, resolution: int = 128,
-                  noise_std: float = 6.0, num_distractors: int = 3, spread: int = 24) -> ClipParams:
+                  noise_std: float = 6.0, num_distractors: int = 3, spread: int = 24,
+                  task: str | Task = "benchmark") -> ClipParams:
     """The random choices of clip `index` of `split`, a pure function of its arguments.
 
     The object pauses (and shows its glyph) at a position drawn uniformly within `spread` pixels
     of the frame centre, the way filmed subjects tend to be framed; its path before and after the
-    pause runs in a random direction and may take it anywhere in the frame.
+    pause runs in a random direction and may take it anywhere in the frame. `task` picks the colour,
+    glyph and class (`s2d.synth.tasks`); every other choice is drawn the same way for every task.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
@@ -193,9 +187,10 @@ def sample_params(seed: int, split: str, index: int, frames: int = 16, resolutio
     split_id = SPLITS[split]
     speed = GLYPH_PERIOD
     _check_geometry(frames, resolution, speed)
-    rng = np.random.default_rng([seed, split_id, index])
-    label = _label_for(seed, split_id, index, len(CLASSES))
-    kind, glyph = divmod(label, len(GLYPHS))
+    task = get_task(task)
+    # the benchmark's stream is () so its seeds, and so its clips' bytes, are what they always were
+    rng = np.random.default_rng([seed, split_id, index, *task.stream])
+    kind, glyph, label = task.cells[_cell_for(seed, split_id, index, task)]
     direction = int(rng.integers(len(DIRECTIONS)))
     dx, dy = DIRECTIONS[direction]
     short, long = _glyph_frames_range(frames)
@@ -234,7 +229,7 @@ def sample_params(seed: int, split: str, index: int, frames: int = 16, resolutio
         distractors.append((x, y, size, r, g, b))
     noise_seed = int(rng.integers(2**63 - 1))
     return ClipParams(label, kind, glyph, direction, x0, y0, speed, phase, start, shown, grid,
-                      tuple(distractors), float(noise_std), noise_seed)
+                      tuple(distractors), float(noise_std), noise_seed, task.name)
 
 
 def _background(params: ClipParams, resolution: int) -> np.ndarray:
@@ -268,7 +263,7 @@ def render_clip(params: ClipParams, frames: int = 16, resolution: int = 128) -> 
     video += base.astype(np.float32)
     for t in range(frames):
         x, y = params.position(t)
-        video[t, y:y + OBJECT_SIZE, x:x + OBJECT_SIZE] = _OBJECT_RGB[params.kind]
+        video[t, y:y + OBJECT_SIZE, x:x + OBJECT_SIZE] = OBJECT_RGB[params.kind]
         if params.glyph_visible(t):
             video[t, y + BORDER:y + BORDER + inner, x + BORDER:x + BORDER + inner] = glyph
         # the object is opaque but filmed by the same noisy sensor: its noise is added after drawing
@@ -283,26 +278,29 @@ def render_clip(params: ClipParams, frames: int = 16, resolution: int = 128) -> 
 
 
 class SyntheticDetailDataset(Dataset):
-    """Procedural clips of the synopsis-to-detail benchmark (see the module docs).
+    """Procedural clips of the synopsis-to-detail benchmark (see the module docs), or of another task.
 
     Samples are the dicts of `s2d.data` datasets (`frames` uint8 `[T, H, W, 3]`, `num_frames`,
     `label`, `index`, `path`, `error`), so `s2d.data.collate` batches them. `path` is a
-    description `"synth:<split>/<seed>/<index>"` (there is no file). Clips are generated on
-    access, deterministically from `(seed, split, index)`; `cache=True` keeps them in memory.
+    description `"synth:<split>/<seed>/<index>"` (`"synth-<task>:..."` for a task other than the
+    benchmark; there is no file). Clips are generated on access, deterministically from
+    `(seed, split, index)`; `cache=True` keeps them in memory. `task` (`s2d.synth.tasks`):
+    "benchmark" (default, 16 classes) or "transfer" (8 classes); `classes` names the task's classes.
     """
 
     def __init__(self, split: str = "train", size: int = 1024, seed: int = 0, frames: int = 16,
                  resolution: int = 128, noise_std: float = 6.0, num_distractors: int = 3, spread: int = 24,
-                 cache: bool = False) -> None:
+                 cache: bool = False, task: str | Task = "benchmark") -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
         if size < 1:
             raise ValueError(f"size must be positive, got {size}")
         _check_geometry(frames, resolution, GLYPH_PERIOD)
+        self.task = get_task(task)
         self.split, self.size, self.seed = split, int(size), int(seed)
         self.frames, self.resolution = int(frames), int(resolution)
         self.noise_std, self.num_distractors, self.spread = float(noise_std), int(num_distractors), int(spread)
-        self.classes: list[str] = list(CLASSES)
+        self.classes: list[str] = list(self.task.classes)
         self.cache: dict[int, torch.Tensor] | None = {} if cache else None
 
     def __len__(self) -> int:
@@ -311,7 +309,7 @@ class SyntheticDetailDataset(Dataset):
     def params(self, index: int) -> ClipParams:
         """The random choices behind sample `index` (ground truth for pictures and tests)."""
         return sample_params(self.seed, self.split, self._index(index), self.frames, self.resolution,
-                             self.noise_std, self.num_distractors, self.spread)
+                             self.noise_std, self.num_distractors, self.spread, self.task)
 
     def _index(self, index: int) -> int:
         if not -self.size <= index < self.size:
@@ -326,12 +324,13 @@ class SyntheticDetailDataset(Dataset):
             frames = torch.from_numpy(render_clip(params, self.frames, self.resolution))
             if self.cache is not None:
                 self.cache[index] = frames
+        scheme = "synth" if self.task.name == "benchmark" else f"synth-{self.task.name}"
         return {"frames": frames, "num_frames": self.frames, "label": params.label, "index": index,
-                "path": f"synth:{self.split}/{self.seed}/{index}", "error": None, "focus": params.glyph_centre()}
+                "path": f"{scheme}:{self.split}/{self.seed}/{index}", "error": None, "focus": params.glyph_centre()}
 
     def labels(self) -> list[int]:
         """Every sample's label, without rendering any clip."""
-        return [_label_for(self.seed, SPLITS[self.split], i, len(CLASSES)) for i in range(self.size)]
+        return [clip_label(self.seed, self.split, i, self.task) for i in range(self.size)]
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import torch
 
 from s2d.models.clip import channels_first, resize_nearest, uniform_sample
 from s2d.models.sampler import sampled_box
-from s2d.synth.benchmark import BORDER, GLYPH_PERIOD, GLYPHS, ClipParams, render_clip
+from s2d.synth.benchmark import BORDER, GLYPH_PERIOD, ClipParams, render_clip
+from s2d.synth.tasks import get_task
 
 __all__ = ["nearest_view", "no_leak_check", "where_it_looked"]
 
@@ -23,9 +24,11 @@ def nearest_view(frames: torch.Tensor, count: int, size: int) -> torch.Tensor:
     return resize_nearest(clip.float(), size)[0].round().to(torch.uint8)
 
 
-def no_leak_check(params: ClipParams, frames: int, resolution: int, views: Sequence[tuple[int, int]]) -> bool:
+def no_leak_check(params: ClipParams, frames: int, resolution: int, views: Sequence[tuple[int, int]],
+                  glyphs: Sequence[int] | None = None) -> bool:
     """Whether reduced views are blind to the glyph; `views` lists `(count, size)` pairs, each
-    meaning `count` uniform frames nearest-resized to `size` (see `nearest_view`).
+    meaning `count` uniform frames nearest-resized to `size` (see `nearest_view`); `glyphs` are the
+    glyph ids to tell apart, by default those of the clip's task (`params.task`).
 
     For each glyph, renders the clip under all 16 tile phases (every other choice, noise
     included, fixed) and collects each view's reduced clips. A view is blind when these
@@ -34,13 +37,14 @@ def no_leak_check(params: ClipParams, frames: int, resolution: int, views: Seque
     can beat chance among the glyphs. A stride that is not a multiple of the glyph period, or
     glyphs with different colour sets, make the check fail.
     """
-    seen: list[list[list[bytes]]] = [[[] for _ in views] for _ in GLYPHS]
-    for glyph in range(len(GLYPHS)):
+    glyphs = list(get_task(params.task).glyphs if glyphs is None else glyphs)
+    seen: list[list[list[bytes]]] = [[[] for _ in views] for _ in glyphs]
+    for g, glyph in enumerate(glyphs):
         for px in range(GLYPH_PERIOD):
             for py in range(GLYPH_PERIOD):
                 clip = torch.from_numpy(render_clip(replace(params, glyph=glyph, phase=(px, py)), frames, resolution))
                 for v, (count, size) in enumerate(views):
-                    seen[glyph][v].append(nearest_view(clip, count, size).numpy().tobytes())
+                    seen[g][v].append(nearest_view(clip, count, size).numpy().tobytes())
     multisets = [[sorted(per_view) for per_view in per_glyph] for per_glyph in seen]
     return all(m == multisets[0] for m in multisets[1:])
 

@@ -41,19 +41,31 @@ from s2d.train.phase_config import PhasesSection
 
 @dataclass
 class ModelSection:
-    """Which network to train: a zoo name, config overrides (as `s2d.create(name, **overrides)`:
-    sub-configs given as partial dicts are merged into the named variant's), and optionally a
-    model folder or `.safetensors` file whose weights initialise it (strict load), such as the
-    output of `python -m s2d convert torchvision ...` (ImageNet backbones, as the paper)."""
+    """Which network to train: a zoo name and config overrides (as `s2d.create(name, **overrides)`:
+    sub-configs given as partial dicts are merged into the named variant's), and optionally `init`,
+    the weights it starts from: a zoo name, `hf-hub:org/repo`, a model folder (such as what
+    `python -m s2d convert torchvision ...` writes: ImageNet backbones, as the paper) or a
+    `.safetensors` file. With `name` null the architecture is `init`'s own. When the training data
+    has other classes than `init`, its class-dependent layers start anew (`s2d.load(..., labels=)`).
+    `freeze`: parameter-name prefixes (`synopsis`, `locator`, `detail.backbone`, ... or a
+    comma-separated string) that stay fixed for the whole run, their BatchNorm statistics included."""
 
-    name: str = "s2dnet-tsm-sthv2"
+    name: str | None = "s2dnet-tsm-sthv2"
     overrides: dict[str, Any] = field(default_factory=dict)
     init: str | None = None
+    freeze: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
-        """The name must be registered and the overrides must give a valid model config."""
+        """The name must be registered (or `init` name the model) and the overrides must fit."""
         from s2d.hub.registry import get_config
 
+        if isinstance(self.freeze, str):
+            self.freeze = [p.strip() for p in self.freeze.split(",") if p.strip()]
+        _check(isinstance(self.freeze, list) and all(isinstance(p, str) and p for p in self.freeze),
+               f"model.freeze must be parameter-name prefixes (a list, or names separated by commas), "
+               f"got {self.freeze!r}")
+        if self.name is None:  # the architecture is model.init's (checked when the run starts)
+            return
         try:
             get_config(self.name, **self.overrides)
         except (KeyError, ValueError, TypeError) as err:

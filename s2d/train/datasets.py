@@ -5,8 +5,12 @@ Built in:
 - `"list"`: `s2d.data.VideoListDataset` (`list_file`, `root`, ...);
 - `"kinetics"`: `s2d.data.KineticsCSVDataset` (`csv_file`, `root`, `classes`, `drop_unknown`, ...);
 - `"ssv2"`: `s2d.data.SomethingV2Dataset` (`json_file`, `root`, `classes`, `drop_unknown`, ...);
+- `"folder"`: `s2d.data.VideoFolderDataset`, class folders `root/<class>/<video>`: the classes
+  are the training folder's (sorted names), and the model trained on them carries them as its
+  labels; the val split is `val_root` when given, else `val_fraction` (0.1) of each class's
+  videos held out of `root` with `split_seed`; other splits (`--split test`) read all of `root`;
 - `"synth"` (alias `"synthetic"`): `s2d.synth.benchmark.SyntheticDetailDataset` clips (`size`, `seed`,
-  `frames`, `resolution`, `noise_std`, `num_distractors`, `spread`, `start`), procedural: each
+  `frames`, `resolution`, `noise_std`, `num_distractors`, `spread`, `start`, `task`), procedural: each
   training epoch reads `size` fresh clips, and samples carry the glyph's `focus` (x, y).
 
 For the video datasets, `clip` (a dict of `s2d.io.ClipSpec` fields) says how clips are cut; by
@@ -188,6 +192,21 @@ def _list_dataset(split: str, model_config: Any, *, list_file: str | None = None
     return VideoListDataset(list_file, root, split_clip_spec(split, model_config, clip), **_video_kwargs(split, kwargs))
 
 
+def _folder_dataset(split: str, model_config: Any, *, root: str | None = None, val_root: str | None = None,
+                    val_fraction: float = 0.1, split_seed: int = 0, classes: Any = None,
+                    clip: dict[str, Any] | None = None, **kwargs: Any) -> Dataset:
+    """`ROOT/<class>/<video>`: the train split defines the classes (sorted folder names), which the
+    model then carries; other splits map their folders onto the model's classes."""
+    from s2d.data import VideoFolderDataset
+
+    _required("folder", split, root=root)
+    if split != "train":
+        classes = _default_classes(model_config, classes)
+    return VideoFolderDataset(root, split_clip_spec(split, model_config, clip), split=split, val_root=val_root,
+                              val_fraction=val_fraction, seed=split_seed, classes=classes,
+                              **_video_kwargs(split, kwargs))
+
+
 def _kinetics_dataset(split: str, model_config: Any, *, csv_file: str | None = None, root: str | None = None,
                       classes: Any = None, clip: dict[str, Any] | None = None, **kwargs: Any) -> Dataset:
     from s2d.data import KineticsCSVDataset
@@ -238,9 +257,9 @@ class ProceduralClips(Dataset):
 
 def _synth_dataset(split: str, model_config: Any, *, size: int = 1024, seed: int = 0, frames: int | None = None,
                    resolution: int | None = None, noise_std: float = 6.0, num_distractors: int = 3,
-                   spread: int = 24, start: int = 0) -> Dataset:
-    """`s2d.synth.benchmark` clips `start .. start+size-1` of `split`; `frames` and `resolution` default to
-    the model's dense input."""
+                   spread: int = 24, start: int = 0, task: str = "benchmark") -> Dataset:
+    """`s2d.synth` clips `start .. start+size-1` of `split` (of `task`: "benchmark" or "transfer");
+    `frames` and `resolution` default to the model's dense input."""
     from s2d.synth.benchmark import SyntheticDetailDataset
 
     if size < 1 or start < 0:
@@ -249,7 +268,8 @@ def _synth_dataset(split: str, model_config: Any, *, size: int = 1024, seed: int
     resolution = resolution or getattr(model_config, "dense_size", None) or 128
     try:
         source = SyntheticDetailDataset(split, 2**62, seed=seed, frames=frames, resolution=resolution,
-                                        noise_std=noise_std, num_distractors=num_distractors, spread=spread)
+                                        noise_std=noise_std, num_distractors=num_distractors, spread=spread,
+                                        task=task)
     except ValueError as err:
         raise TrainConfigError(f"data kind 'synth': {err}") from None
     return ProceduralClips(source, start, size)
@@ -268,6 +288,7 @@ def phase_dataset(dataset: Dataset, start: int, count: int) -> Dataset:
 register_dataset("list", _list_dataset)
 register_dataset("kinetics", _kinetics_dataset)
 register_dataset("ssv2", _ssv2_dataset)
+register_dataset("folder", _folder_dataset)
 register_dataset("synth", _synth_dataset)
 register_dataset("synthetic", _synth_dataset)
 

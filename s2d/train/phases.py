@@ -205,7 +205,7 @@ def pretrain(model: nn.Module, train_set: Dataset, cfg: TrainConfig, lr: float, 
     todo = [(name, section) for name, section in (("synopsis_pretrain", phases.synopsis_pretrain),
                                                    ("detail_pretrain", phases.detail_pretrain)) if section.clips]
     if todo and not callable(getattr(model, "set_freeze_sampler", None)):
-        raise TrainConfigError(f"phases.{todo[0][0]}: {cfg.model.name} is not an S2DNet (no synopsis and detail nets)")
+        raise TrainConfigError(f"phases.{todo[0][0]}: {cfg.model.name or cfg.model.init} is not an S2DNet (no synopsis and detail nets)")
     for name, section in todo:
         data = phase_loader(phase_dataset(train_set, offset, section.clips), cfg.batch_size, cfg.seed,
                             PHASE_KEYS[name], cfg.data.workers)

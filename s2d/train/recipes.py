@@ -85,5 +85,29 @@ def synth_recipe(scale: float = 1.0, epoch_clips: int = 1600, val_clips: int = 5
     }
 
 
+def finetune_recipe() -> dict[str, Any]:
+    """Fine-tuning a trained model onto a folder of labelled videos (`ROOT/<class>/<video>`).
+
+    The architecture and weights are `model.init`'s (a zoo name, `hf-hub:` or a model folder); the
+    classes are the folder's, so the class-dependent layers start anew and everything else starts
+    trained. A short schedule (stage 2 only: the locator is trained already), AdamW, the new
+    classifiers at the full learning rate and the trained parts at a tenth of it (the locator at a
+    hundredth, as its own recipes give it a tenth of theirs). `model.freeze=synopsis,locator` keeps
+    those parts fixed; freezing everything but the classifiers (`synopsis.backbone,locator,context,
+    detail.backbone,detail.fusion`; a baseline's `backbone`) is a linear probe.
+    """
+    return {
+        "model": {"name": None, "overrides": {}, "init": None, "freeze": []},
+        "data": {"kind": "folder", "root": None, "args": {}, "train": {}, "val": {}, "workers": 2},
+        "stages": {"stage1_epochs": 0, "stage2_epochs": 8},
+        "optim": {"name": "adamw", "lr": 1e-3, "ref_batch": 16, "weight_decay": 1e-3, "warmup_fraction": 0.05,
+                  "clip_grad": 10.0, "clip_grad_groups": {"locator": 1.0},
+                  "lr_ratios": {"synopsis": 0.1, "locator": 0.01, "context": 0.1, "detail": 0.1, "backbone": 0.1,
+                                "synopsis.fc": 1.0, "detail.fc": 1.0, "fc": 1.0}},
+        "batch_size": 16, "out_dir": "runs/finetune",
+    }
+
+
+RECIPES["finetune"] = finetune_recipe()
 RECIPES["s2dnet-x3d-synth"] = synth_recipe()
 RECIPES["s2dnet-x3d-synth-quick"] = synth_recipe(1 / 100, epoch_clips=64, val_clips=64)

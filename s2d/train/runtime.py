@@ -1,19 +1,14 @@
-"""Process set-up of a training run: seeds, signals in data workers, backend flags, threads,
-initial weights."""
+"""Process set-up of a training run: seeds, signals in data workers, backend flags, threads."""
 from __future__ import annotations
 
 import os
 import random
 import signal
-from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from s2d.train.checkpoint import WEIGHTS_NAME
 from s2d.train.config import TrainConfig
-from s2d.train.errors import TrainConfigError
 
 
 def seed_all(seed: int) -> None:
@@ -43,15 +38,3 @@ def configure_backends(cfg: TrainConfig, device: torch.device) -> None:
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def load_init(model: nn.Module, source: str) -> None:
-    """Initial weights from a model folder or a `.safetensors` file (strict: every key must fit)."""
-    from s2d.hub.weights import load_file_into
-
-    path = Path(source).expanduser()
-    if path.is_dir():
-        path = path / WEIGHTS_NAME
-    if not path.is_file():
-        raise TrainConfigError(f"model.init: {path} does not exist (give a model folder or a .safetensors file)")
-    load_file_into(model, path, strict=True, source=f"model.init {source}")

@@ -47,10 +47,12 @@ from s2d.train.distributed import DistEnv, all_reduce_sum, any_rank, barrier, se
 from s2d.train.evaluate import evaluate
 from s2d.train.loader import EpochSampler, SeededSamples, collate_samples, derive_seed, model_inputs
 from s2d.train.metrics import Meter, MetricsLog, epoch_line, sampling_stats, topk_correct
+from s2d.train.model import (build_run_model, data_classes, for_data_classes, freeze, frozen_modules_eval,
+                             frozen_prefixes, run_config)
 from s2d.train.optim import build_optimizer, build_scheduler, clip_gradients
 from s2d.train.phases import pretrain, warm_up_locator
 from s2d.train.resume import restore_run, save_run
-from s2d.train.runtime import configure_backends, ignore_sigterm, load_init, seed_all
+from s2d.train.runtime import configure_backends, ignore_sigterm, seed_all
 
 
 @dataclass
@@ -88,18 +90,22 @@ class Trainer:
     """One rank's share of a training run; `run()` trains until done or interrupted."""
 
     def __init__(self, cfg: TrainConfig, env: DistEnv, *, allow_code: bool = False):
-        from s2d.hub.factory import create
-
         self.cfg, self.env = cfg, env
         self.device = env.device
         self.out = Path(cfg.out_dir)
         configure_backends(cfg, self.device)
 
-        # The same initial weights on every rank; then different streams per rank (dropout).
+        # The architecture, the classes its training data defines (class folders), then the same
+        # initial weights on every rank; then different streams per rank (dropout).
+        data = cfg.data
+        config = run_config(cfg.model)
+        self.train_set = build_dataset(data.kind, "train", data.split_args("train"), config, allow_code=allow_code)
+        config = for_data_classes(config, data_classes(self.train_set))
+        self.name = cfg.model.name or cfg.model.init
         seed_all(cfg.seed)
-        self.model: nn.Module = create(cfg.model.name, **cfg.model.overrides)
-        if cfg.model.init:
-            load_init(self.model, cfg.model.init)
+        self.model: nn.Module = build_run_model(cfg.model, config)
+        self.frozen = frozen_prefixes(self.model, cfg.model.freeze)
+        freeze(self.model, self.frozen)
         self.model.to(self.device)
         self.net: nn.Module = self.model  # what the step calls: the model, or its DDP wrapper
         self.staged = callable(getattr(self.model, "set_freeze_sampler", None))
@@ -114,16 +120,12 @@ class Trainer:
         if env.distributed and getattr(sampler_cfg, "grad_normalize", False) and hasattr(self.model, "locator"):
             self.sum_grad_params = list(self.model.locator.parameters())
 
-        # Data.
-        data = cfg.data
-        self.train_set = build_dataset(data.kind, "train", data.split_args("train"), self.model.config,
-                                       allow_code=allow_code)
         # Stage lengths given in clips become epochs of this training set.
         self.cfg = cfg = dataclasses.replace(cfg, stages=cfg.stages.in_epochs(len(self.train_set)))
         if not self.staged and cfg.stages.stage1_epochs:
-            self.say(f"{cfg.model.name} has no detail sampler to freeze: stage 1 trains it as stage 2 does")
+            self.say(f"{self.name} has no detail sampler to freeze: stage 1 trains it as stage 2 does")
         if not self.staged and cfg.phases.locator_warmup.clips:
-            raise TrainConfigError(f"phases.locator_warmup: {cfg.model.name} has no locator")
+            raise TrainConfigError(f"phases.locator_warmup: {self.name} has no locator")
         self.val_set = None
         if data.val is not None:
             self.val_set = build_dataset(data.kind, "val", data.split_args("val"), self.model.config,
@@ -203,7 +205,7 @@ class Trainer:
         if self.env.is_main:
             atomic_write_text(self.out / TRAIN_CONFIG_NAME, self.cfg.to_json())
         barrier(self.env)
-        self.say(f"training {self.cfg.model.name}: {self.epochs} epochs ({self.cfg.stages.stage1_epochs} with θ "
+        self.say(f"training {self.name}: {self.epochs} epochs ({self.cfg.stages.stage1_epochs} with θ "
                  f"frozen) × {self.steps_per_epoch} steps, global batch {self.cfg.batch_size} over "
                  f"{self.env.world_size} rank(s), peak lr {self.lr:g}, device {self.device}")
         with self._sigterm_handler():
@@ -257,6 +259,7 @@ class Trainer:
             return True
         if self.staged:
             self.model.set_freeze_sampler(stage == 1)
+        freeze(self.model, self.frozen)  # model.freeze holds in every stage
         warmup = self.cfg.phases.locator_warmup
         if (stage == 2 and warmup.clips and self.epoch == self.cfg.stages.stage1_epochs
                 and self.epoch_step == 0):
@@ -279,6 +282,7 @@ class Trainer:
 
     def _set_train_mode(self) -> None:
         self.model.train()
+        frozen_modules_eval(self.model, self.frozen)
         if self.cfg.bn == "frozen":
             for m in self.model.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):

@@ -226,7 +226,7 @@ CONFIG_CASES = [
     ({"num_classes": 10**9}, r"num_classes must lie in \[2, 100000\], got 1000000000"),
     ({"num_classes": 10}, r"labels: the list 'kinetics400' names 400 classes but num_classes is 10"),
     ({"topk": True}, r"topk must be an integer, got True"),
-    ({"labels": 5}, r"labels must be a string or null, got 5"),
+    ({"labels": 5}, r"labels must be a string or a list of strings or null, got 5"),
     ({"fusion": {**BASE["fusion"], "stages": "res3"}}, r"fusion.stages must be a list of strings, got 'res3'"),
     ({"dense_size": 100_000}, r"dense_size must lie in \[2, 4096\]"),
 ]

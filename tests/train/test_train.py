@@ -157,6 +157,9 @@ def test_recipes_are_valid_configs():
         if cfg.data.kind == "synth":  # the synthetic benchmark's recipe and its quick form
             assert cfg.model.name == "s2dnet-x3d-synth" and cfg.optim.name == "adamw"
             continue
+        if name == "finetune":  # the model is model.init's, the classes the folder's
+            assert cfg.model.name is None and cfg.data.kind == "folder" and cfg.stages.stage1_epochs == 0
+            continue
         assert cfg.model.name == name and cfg.batch_size == 64 and cfg.optim.momentum == 0.9
     k400 = load_config("s2dnet-x3d-k400")
     assert (k400.stages.stage1_epochs, k400.stages.stage2_epochs, k400.optim.lr) == (50, 100, 0.005)
