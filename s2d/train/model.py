@@ -113,7 +113,8 @@ def frozen_prefixes(model: nn.Module, prefixes: Sequence[str]) -> list[str]:
         if not any(n == prefix or n.startswith(prefix + ".") for n in names):
             tops = sorted({n.split(".")[0] for n in names})
             raise TrainConfigError(f"model.freeze: {prefix!r} names no parameter of the model (its parts: "
-                                   f"{', '.join(tops)}; deeper names such as detail.backbone work too)")
+                                   f"{', '.join(tops)}; deeper names such as detail.backbone work too; "
+                                   f"model.freeze=[] freezes nothing)")
     return list(prefixes)
 
 

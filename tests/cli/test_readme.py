@@ -188,6 +188,28 @@ def _predict_collection(command: str, tmp_path: Path, request: pytest.FixtureReq
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 2
 
 
+_FLOW: dict[str, subprocess.CompletedProcess] = {}
+FLOW_BLOCK = "### Your videos, your classes"
+
+
+def _finetune_flow(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The fine-tuning block's commands run once, in order, in one folder (each needs the one before);
+    each test checks its own command's run, and the last one that the records name the folders' classes."""
+    import json
+
+    if not _FLOW:
+        text = README.read_text(encoding="utf-8")
+        block = next(body for lang, body in readme_blocks(text[text.index(FLOW_BLOCK):]) if lang == "bash")
+        work = request.getfixturevalue("tmp_path_factory").mktemp("finetune-flow")
+        for step in shell_commands(block):
+            _FLOW[step] = run_shell(step, work)
+        classes = sorted(d.name for d in (work / "clips" / "train").iterdir())
+        records = [json.loads(line) for line in (work / "mine.jsonl").read_text().splitlines()]
+        assert len(records) == 32 and all(r["labels"][0]["label"] in classes for r in records)
+        assert json.loads((work / "runs" / "mine" / "config.json").read_text())["labels"] == classes
+    assert command in _FLOW, f"{command!r} is not in the README's {FLOW_BLOCK!r} block"
+
+
 def _validate(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     accepts(command)
 
@@ -209,11 +231,15 @@ COMMANDS: list[Entry] = [
     Entry(r"python -m s2d demo", _run, slow=True),
     Entry(r"python -m s2d predict \S+\.mp4 .* --model s2dnet-x3d-k400 --vis vis/", _predict),
     Entry(r"python -m s2d predict videos/ --model s2dnet-x3d-k400 --output results\.jsonl", _predict_collection),
-    Entry(r"python -m s2d train .*", _validate,
+    Entry(r"python -m s2d data synth clips/\w+ .*", _finetune_flow, slow=True),
+    Entry(r"python -m s2d train finetune model\.init=s2dnet-x3d-synth .*", _finetune_flow, slow=True),
+    Entry(r"python -m s2d eval --model runs/mine .*", _finetune_flow, slow=True),
+    Entry(r"python -m s2d predict clips/test --model runs/mine .*", _finetune_flow, slow=True),
+    Entry(r"python -m s2d train (?!finetune model\.init=s2dnet-x3d-synth).*", _validate,
           "needs a dataset (and trains for hours). Checked: its options are accepted (`train --help`)"),
     Entry(r"torchrun --nproc_per_node=\d+ -m s2d train .*", _validate,
           "starts one training process per GPU on a config of your own. Checked: its options are accepted"),
-    Entry(r"python -m s2d eval .*", _validate,
+    Entry(r"python -m s2d eval (?!--model runs/mine).*", _validate,
           "needs a trained model folder and a dataset. Checked: its options are accepted"),
     Entry(r"python -m s2d\.bench --quick", _run, slow=True),
     Entry(r"python -m s2d\.bench --json out\.json --base bench/cpu-results\.json", _bench_base,
@@ -252,7 +278,7 @@ def test_every_registered_command_is_in_the_readme() -> None:
     commands = readme_commands()
     stale = [e.pattern for e in COMMANDS if not any(re.fullmatch(e.pattern, c) for c in commands)]
     assert not stale, f"entries of COMMANDS that match no README command (remove or update them): {stale}"
-    assert all(e.reason or e.check in (_run, _predict, _predict_collection) for e in COMMANDS), \
+    assert all(e.reason or e.check in (_run, _predict, _predict_collection, _finetune_flow) for e in COMMANDS), \
         "a command that is not run needs a reason"
 
 
