@@ -62,8 +62,7 @@ def _build(args) -> "torch.nn.Module":
 
 def convert(args) -> tuple["torch.nn.Module", list[str]]:
     """Build the model and load the converted checkpoint(s); returns the model and a report."""
-    from s2d.hub.convert import (CheckpointError, convert_pytorchvideo_x3d, convert_slowfast_x3d, convert_torchvision,
-                                 load_backbone_weights, load_checkpoint_file, load_official_checkpoint)
+    from s2d.hub.convert import CheckpointError, init_backbones, load_official_checkpoint
 
     model = _build(args)
     if args.source == "official":
@@ -71,21 +70,8 @@ def convert(args) -> tuple["torch.nn.Module", list[str]]:
             raise CheckpointError("official checkpoints convert into S2DNet TSM-family models (s2dnet-tsm-*)")
         load_official_checkpoint(model, args.checkpoint, strict=True)
         return model, [f"all {len(model.state_dict())} tensors from {args.checkpoint}"]
-    report: list[str] = []
     paths = args.checkpoint if isinstance(args.checkpoint, list) else [args.checkpoint]
-    for path in paths:
-        if args.source == "slowfast" and str(path).endswith(".pkl"):
-            raise CheckpointError(f"{path}: Caffe2 .pkl checkpoints are not supported; use the PyTorch (.pyth) "
-                                  "release of the model, or convert it with SlowFast first")
-        state = load_checkpoint_file(path)
-        if args.source == "pytorchvideo":
-            weights = convert_pytorchvideo_x3d(state)
-        elif args.source == "slowfast":
-            weights = convert_slowfast_x3d(state, bn_eps=args.bn_eps)
-        else:
-            weights = convert_torchvision(state)
-        report += load_backbone_weights(model, weights, args.part, source=str(path))
-    return model, report
+    return model, init_backbones(model, args.source, paths, args.part, bn_eps=getattr(args, "bn_eps", 1e-5))
 
 
 def run(args) -> int:

@@ -323,3 +323,29 @@ def load_backbone_weights(model: nn.Module, weights: BackboneWeights, parts: str
             report.append(f"classifier of the checkpoint ({shape[0]} classes) dropped: the model's own classifiers "
                           f"keep their initialisation")
     return report
+
+
+#: Checkpoint layouts `init_backbones` converts, and their converters.
+BACKBONE_SOURCES = ("torchvision", "pytorchvideo", "slowfast")
+
+
+def init_backbones(model: nn.Module, source: str, paths: str | Path | list[str | Path],
+                   parts: str | tuple[str, ...] | None = None, bn_eps: float = 1e-5) -> list[str]:
+    """Initialise `model`'s backbone(s) from checkpoint file(s) of another layout (`source`, one of
+    `BACKBONE_SOURCES`), converted on the way; returns one line per action (`load_backbone_weights`)."""
+    if source not in BACKBONE_SOURCES:
+        raise CheckpointError(f"unknown checkpoint layout {source!r}; known: {', '.join(BACKBONE_SOURCES)}")
+    report: list[str] = []
+    for path in paths if isinstance(paths, list) else [paths]:
+        if source == "slowfast" and str(path).endswith(".pkl"):
+            raise CheckpointError(f"{path}: Caffe2 .pkl checkpoints are not supported; use the PyTorch (.pyth) "
+                                  "release of the model, or convert it with SlowFast first")
+        state = load_checkpoint_file(path)
+        if source == "pytorchvideo":
+            weights = convert_pytorchvideo_x3d(state)
+        elif source == "slowfast":
+            weights = convert_slowfast_x3d(state, bn_eps=bn_eps)
+        else:
+            weights = convert_torchvision(state)
+        report += load_backbone_weights(model, weights, parts, source=str(path))
+    return report

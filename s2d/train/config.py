@@ -43,9 +43,9 @@ from s2d.train.phase_config import PhasesSection
 class ModelSection:
     """Which network to train: a zoo name and config overrides (as `s2d.create(name, **overrides)`:
     sub-configs given as partial dicts are merged into the named variant's), and optionally `init`,
-    the weights it starts from: a zoo name, `hf-hub:org/repo`, a model folder (such as what
-    `python -m s2d convert torchvision ...` writes: ImageNet backbones, as the paper) or a
-    `.safetensors` file. With `name` null the architecture is `init`'s own. When the training data
+    the weights it starts from: a zoo name, `hf-hub:org/repo`, a model folder, a `.safetensors`
+    file, or `torchvision:`/`pytorchvideo:`/`slowfast:` checkpoint file(s) whose backbones are
+    converted as the run starts (ImageNet backbones, as the paper). With `name` null the architecture is `init`'s own. When the training data
     has other classes than `init`, its class-dependent layers start anew (`s2d.load(..., labels=)`).
     `freeze`: parameter-name prefixes (`synopsis`, `locator`, `detail.backbone`, ... or a
     comma-separated string) that stay fixed for the whole run, their BatchNorm statistics included."""

@@ -21,6 +21,17 @@ if TYPE_CHECKING:
     from s2d.hub._sources import Located
 
 
+def _converted(source: str) -> tuple[str, list[str]] | None:
+    """(layout, files) when `model.init` is `torchvision:`/`pytorchvideo:`/`slowfast:` checkpoint
+    file(s) of another layout (comma-separated), converted into the backbones as the run starts."""
+    from s2d.hub.convert import BACKBONE_SOURCES
+
+    layout, sep, files = source.partition(":")
+    if not sep or layout not in BACKBONE_SOURCES:
+        return None
+    return layout, [f for f in files.split(",") if f]
+
+
 def _init_file(source: str) -> Path | None:
     """The `.safetensors` file `model.init` names directly (or a folder holding only weights), or
     None when it names a model (a zoo name, `hf-hub:`, a folder with `config.json`)."""
@@ -52,9 +63,9 @@ def run_config(section: ModelSection) -> Any:
     try:
         if section.name is not None:
             return get_config(section.name, **section.overrides)
-        if _init_file(section.init) is not None:
-            raise TrainConfigError(f"model.init {section.init}: a bare .safetensors file holds no architecture; "
-                                   "give model.name too, or a model folder (config.json + model.safetensors)")
+        if _init_file(section.init) is not None or _converted(section.init) is not None:
+            raise TrainConfigError(f"model.init {section.init}: a weights file holds no architecture; give "
+                                   "model.name too, or a model folder (config.json + model.safetensors)")
         return apply_overrides(locate_init(section.init).config, **section.overrides)
     except (KeyError, ValueError, TypeError) as err:
         raise TrainConfigError(f"model: {err}") from None
@@ -83,6 +94,15 @@ def build_run_model(section: ModelSection, config: Any) -> nn.Module:
 
     model = build_model(config)
     if not section.init:
+        return model
+    converted = _converted(section.init)
+    if converted is not None:
+        from s2d.hub.convert import CheckpointError, init_backbones
+
+        try:
+            model.reinitialised = init_backbones(model, *converted)
+        except (CheckpointError, OSError) as err:
+            raise TrainConfigError(f"model.init {section.init}: {err}") from None
         return model
     direct = _init_file(section.init)
     if direct is not None:

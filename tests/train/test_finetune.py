@@ -131,3 +131,24 @@ def test_finetune_flow_end_to_end(folder, tmp_path, capsys):
                      "--workers", "0"]) == 0
     records = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(records) == 3 and all(r["labels"][0]["label"] in CLASSES for r in records)
+
+
+def test_backbone_checkpoint_converts_as_the_run_starts(folder, tmp_path):
+    """`model.init=pytorchvideo:FILE`: one command converts the backbone and fine-tunes on the folder."""
+    torch.manual_seed(0)
+    source = s2d.create("x3d-m", arch="x3d_tiny").backbone.net  # pytorchvideo's X3D key layout
+    ckpt = tmp_path / "x3d_tiny.pyth"
+    torch.save({"model_state": source.state_dict()}, ckpt)
+    arch = json.dumps({"arch": "x3d_tiny", "frames": 4, "size": 32, "dense_frames": 4, "dense_size": 32})
+    out = tmp_path / "run"
+    assert cli.main(["train", "finetune", "model.name=x3d-m", f"model.overrides={arch}",
+                     f"model.init=pytorchvideo:{ckpt}", f"data.root={folder}", f"out_dir={out}", "model.freeze=[]",
+                     "optim.lr=1e-12", "stages.stage2_epochs=1", "batch_size=3", "data.workers=0",
+                     "progress=false"]) == 0
+    tuned = s2d.load(out)
+    assert tuned.labels == tuple(CLASSES) and tuned.fc.out_features == 3
+    for key, value in source.state_dict().items():
+        if "running" not in key and "num_batches" not in key:  # BatchNorm statistics move in training
+            torch.testing.assert_close(tuned.backbone.net.state_dict()[key], value, rtol=0, atol=1e-6, msg=key)
+    assert cli.main(["train", "finetune", f"model.init=pytorchvideo:{ckpt}", f"data.root={folder}",
+                     f"out_dir={tmp_path / 'no-name'}"]) == 2  # a weights file holds no architecture
