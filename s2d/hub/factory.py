@@ -63,9 +63,10 @@ def with_classes(config: S2DConfig | BaselineConfig, num_classes: int | None,
         labels = list(labels)
     if num_classes is None:
         num_classes = len(class_names(labels))
+    changes: dict[str, Any] = {"num_classes": num_classes, "labels": labels}
     if getattr(config, "topk", 0) > num_classes:  # the synopsis cannot guess more classes than there are
-        return config.replace(num_classes=num_classes, labels=labels, topk=num_classes)
-    return config.replace(num_classes=num_classes, labels=labels)
+        changes["topk"] = num_classes
+    return config.replace(**changes)
 
 
 def create(name: str, pretrained: bool = False, *, num_classes: int | None = None,
@@ -79,9 +80,10 @@ def create(name: str, pretrained: bool = False, *, num_classes: int | None = Non
             raise ValueError(f"overrides {sorted(overrides)} change the architecture; they cannot be combined with "
                              f"pretrained=True (num_classes= and labels= can)")
         return load(name, num_classes=num_classes, labels=labels)
+    config = get_config(name, **overrides)
     if num_classes is not None or labels is not None:
-        return build_model(with_classes(get_config(name, **overrides), num_classes, labels))
-    return build_model(get_config(name, **overrides))
+        config = with_classes(config, num_classes, labels)
+    return build_model(config)
 
 
 @dataclass

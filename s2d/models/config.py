@@ -283,6 +283,13 @@ class _JsonMixin:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """The config of a dict (`config.json`); a key it does not have is named."""
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        _require(not unknown, f"unknown {cls.__name__} keys: {unknown}")
+        return cls(**data)
+
+    @classmethod
     def from_json(cls, text: str):
         return cls.from_dict(json.loads(text))
 
@@ -347,13 +354,6 @@ class S2DConfig(_JsonMixin):
         _require(self.locator.feature_stage is None or syn_x3d,
                  f"locator.feature_stage needs a staged X3D synopsis, got {self.synopsis.arch}")
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "S2DConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        _require(not unknown, f"unknown S2DConfig keys: {unknown}")
-        return cls(**data)
-
 
 @dataclass(frozen=True)
 class BaselineConfig(_JsonMixin):
@@ -391,13 +391,6 @@ class BaselineConfig(_JsonMixin):
         _require(self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}")
         _require(self.frames >= 1 and self.size >= 32, "frames must be >= 1 and size >= 32")
         _require(0 <= self.dropout < 1, "dropout must lie in [0, 1)")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BaselineConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        _require(not unknown, f"unknown BaselineConfig keys: {unknown}")
-        return cls(**data)
 
 
 def config_from_dict(data: dict[str, Any]) -> S2DConfig | BaselineConfig:

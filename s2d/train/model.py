@@ -52,9 +52,10 @@ def locate_init(source: str) -> "Located":
         raise TrainConfigError(f"model.init {source!r}: {err}") from None
 
 
-def run_config(section: ModelSection) -> Any:
+def run_config(section: ModelSection) -> tuple[Any, "Located | None"]:
     """The architecture to train: the zoo name's config with the overrides, or, with `name` null,
-    `init`'s own config with them."""
+    `init`'s own config with them; and `init` as located then (None otherwise), so that
+    `build_run_model` does not look it up a second time."""
     from s2d.hub.registry import apply_overrides, get_config
 
     if section.name is None and not section.init:
@@ -62,11 +63,12 @@ def run_config(section: ModelSection) -> Any:
                                "hf-hub:org/repo or a model folder)")
     try:
         if section.name is not None:
-            return get_config(section.name, **section.overrides)
+            return get_config(section.name, **section.overrides), None
         if _init_file(section.init) is not None or _converted(section.init) is not None:
             raise TrainConfigError(f"model.init {section.init}: a weights file holds no architecture; give "
                                    "model.name too, or a model folder (config.json + model.safetensors)")
-        return apply_overrides(locate_init(section.init).config, **section.overrides)
+        located = locate_init(section.init)
+        return apply_overrides(located.config, **section.overrides), located
     except (KeyError, ValueError, TypeError) as err:
         raise TrainConfigError(f"model: {err}") from None
 
@@ -87,8 +89,9 @@ def for_data_classes(config: Any, classes: Sequence[str] | None) -> Any:
     return with_classes(config, None, list(classes))
 
 
-def build_run_model(section: ModelSection, config: Any) -> nn.Module:
-    """The model of `config` with `section.init`'s weights (onto new classes where they differ)."""
+def build_run_model(section: ModelSection, config: Any, located: "Located | None" = None) -> nn.Module:
+    """The model of `config` with `section.init`'s weights (onto new classes where they differ);
+    `located`: `init` as `run_config` found it, if it did."""
     from s2d.hub.builder import build_model
     from s2d.hub.weights import load_file_into
 
@@ -100,7 +103,7 @@ def build_run_model(section: ModelSection, config: Any) -> nn.Module:
         from s2d.hub.convert import CheckpointError, init_backbones
 
         try:
-            model.reinitialised = init_backbones(model, *converted)
+            init_backbones(model, *converted)
         except (CheckpointError, OSError) as err:
             raise TrainConfigError(f"model.init {section.init}: {err}") from None
         return model
@@ -111,12 +114,11 @@ def build_run_model(section: ModelSection, config: Any) -> nn.Module:
                                    ".safetensors file)")
         load_file_into(model, direct, strict=True, source=f"model.init {section.init}")
         return model
-    located = locate_init(section.init)
+    located = located or locate_init(section.init)
     trained_for = None if _same_classes(located.config, config) else located.config
-    renewed = load_file_into(model, located.weights, strict=True, expected_sha256=located.source.sha256,
-                             expected_size=located.source.size, source=f"model.init {section.init}",
-                             fix=located.fix, trained_for=trained_for)
-    model.reinitialised = renewed
+    load_file_into(model, located.weights, strict=True, expected_sha256=located.source.sha256,
+                   expected_size=located.source.size, source=f"model.init {section.init}", fix=located.fix,
+                   trained_for=trained_for)
     return model
 
 

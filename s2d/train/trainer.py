@@ -98,12 +98,12 @@ class Trainer:
         # The architecture, the classes its training data defines (class folders), then the same
         # initial weights on every rank; then different streams per rank (dropout).
         data = cfg.data
-        config = run_config(cfg.model)
+        config, located = run_config(cfg.model)
         self.train_set = build_dataset(data.kind, "train", data.split_args("train"), config, allow_code=allow_code)
         config = for_data_classes(config, data_classes(self.train_set))
         self.name = cfg.model.name or cfg.model.init
         seed_all(cfg.seed)
-        self.model: nn.Module = build_run_model(cfg.model, config)
+        self.model: nn.Module = build_run_model(cfg.model, config, located)
         self.frozen = frozen_prefixes(self.model, cfg.model.freeze)
         freeze(self.model, self.frozen)
         self.model.to(self.device)
