@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import secrets
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from s2d.io.files import atomic_write, atomic_write_text, default_mode, fsync_dir, temp_folder
 from s2d.train.config import TrainConfigError
 
 STATE_NAME = "trainer_state.pt"
@@ -53,59 +53,6 @@ class CheckpointMismatchError(RuntimeError):
 def _fault(point: str, step: int) -> None:
     if FAULT_HOOK is not None:
         FAULT_HOOK(point, step)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename inside `path` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _temp_name(path: Path) -> Path:
-    return path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-
-
-def _default_mode(path: str | os.PathLike) -> None:
-    """Give `path` the mode a plain `open()` would (0o666 minus the umask): writers such as
-    safetensors replace the file through a private (0o600) temporary of their own."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call `write(tmp_path)` for a temporary file beside `path`, then move it onto `path`.
-
-    The temporary file is created with mode 0o666 minus the umask, as `open()` would."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(path)
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    try:
-        write(str(tmp))
-        _default_mode(tmp)
-        with open(tmp, "rb") as handle:  # the data reaches the disk before the rename makes it visible
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """`atomic_write` of a UTF-8 text file."""
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(text, encoding="utf-8")
-
-    atomic_write(path, write)
 
 
 def save_model_folder(model: nn.Module, folder: str | os.PathLike, step: int | None = None) -> None:
@@ -172,17 +119,16 @@ def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
 
 def _export(src: Path, dst: Path) -> None:
     """Replace `dst` by `src`'s content atomically: a hard link where the file system allows, a copy otherwise."""
-    tmp = _temp_name(dst)
+    folder = temp_folder(dst)  # a private folder: the link's name cannot be planted
     try:
-        os.link(src, tmp)
-    except OSError:
-        atomic_write(dst, lambda t: shutil.copyfile(src, t))
-        return
-    try:
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        try:
+            os.link(src, folder / dst.name)
+        except OSError:
+            atomic_write(dst, lambda t: shutil.copyfile(src, t))
+            return
+        os.replace(folder / dst.name, dst)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def settle(step_dir: str | os.PathLike, out_dir: str | os.PathLike) -> None:
@@ -192,12 +138,12 @@ def settle(step_dir: str | os.PathLike, out_dir: str | os.PathLike) -> None:
     step = int(step_dir.name.split("-")[1])
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         _export(step_dir / name, out_dir / name)
-    _fsync_dir(out_dir)
+    fsync_dir(out_dir)
     _fault("exported", step)
     for other, path in _step_dirs(out_dir):
         if other != step:
             shutil.rmtree(path, ignore_errors=True)
-    for stale in step_dir.parent.glob(".step-*.tmp"):
+    for stale in step_dir.parent.glob(".step-*.tmp"):  # folders of steps killed before their commit
         shutil.rmtree(stale, ignore_errors=True)
     _fault("pruned", step)
 
@@ -212,25 +158,24 @@ def save_checkpoint(out_dir: str | os.PathLike, model: nn.Module, state: dict[st
     root = out_dir / CHECKPOINTS_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:09d}"
-    tmp = _temp_name(final)
-    tmp.mkdir()
+    tmp = temp_folder(final)
     try:
         weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
         (tmp / CONFIG_NAME).write_text(model.config.to_json() + "\n", encoding="utf-8")
         save_file(weights, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "step": str(step)})
         torch.save(state, str(tmp / STATE_NAME))
         for name in (CONFIG_NAME, WEIGHTS_NAME, STATE_NAME):
-            _default_mode(tmp / name)
+            default_mode(tmp / name)
             with open(tmp / name, "rb") as handle:
                 os.fsync(handle.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         _fault("written", step)
         aside = None
         if final.exists():  # the same step written again (a resumed run that stopped at once)
-            aside = _temp_name(final)
-            os.rename(final, aside)
+            aside = temp_folder(final)
+            os.rename(final, aside / final.name)
         os.rename(tmp, final)  # the commit
-        _fsync_dir(root)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
