@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 
@@ -11,6 +10,7 @@ from s2d.bench.context import DEFAULT_SECTIONS, MODEL_BATCHES, SECTIONS
 from s2d.bench.markdown import reliability_warnings, render_markdown
 from s2d.bench.report import load_document, usable_cores, write_json
 from s2d.bench.runner import TINY_ENV, run_bench
+from s2d.io.files import atomic_write_text
 
 
 def parse_sections(text: str | None) -> list[str]:
@@ -116,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if (args.json or args.update) and not args.render:
         write_json(doc, args.json or args.update)
     if args.markdown:
-        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(text)
+        atomic_write_text(args.markdown, text)
     return 0
 
 

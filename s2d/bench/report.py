@@ -2,19 +2,18 @@
 `--base` comparison. The markdown tables are rendered by `s2d.bench.markdown`."""
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 import torch
 
 from s2d.bench.context import SECTIONS, Bench
+from s2d.io.files import atomic_write_text
 
 SCHEMA = 1
 
@@ -124,22 +123,7 @@ def make_document(meta: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str,
 def write_json(doc: dict[str, Any], path: str | os.PathLike) -> None:
     """Write `doc` to `path` atomically (a temporary file in the same folder, then `os.replace`), so
     an interrupted write leaves the previous document whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # as a plainly written file would be (mkstemp makes it private)
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(doc, indent=1, sort_keys=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, json.dumps(doc, indent=1, sort_keys=False) + "\n")
 
 
 def validate_document(doc: Any) -> list[str]:

@@ -73,6 +73,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from s2d.io.files import atomic_write, atomic_write_text
 from s2d.synth.appearance import COLOURS, GLYPH_NAMES, GLYPH_PERIOD, OBJECT_RGB, OBJECTS, glyph_tile
 from s2d.synth.tasks import BENCHMARK, Task, get_task
 
@@ -345,15 +346,18 @@ def write_video(path: str | os.PathLike, frames: torch.Tensor | np.ndarray, fps:
     the same bytes: the glyphs are one-pixel textures that ordinary 4:2:0 lossy encoding would
     smear. `lossless=False` writes a widely playable yuv420p file instead.
     """
-    import av
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     array = frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
     if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 [T, H, W, 3], got {array.dtype} {tuple(array.shape)}")
-    tmp = path.with_name(path.name + ".part")
-    with av.open(str(tmp), mode="w", format="mp4") as container:
+    atomic_write(path, lambda tmp: _encode(tmp, array, fps, lossless))
+    return path
+
+
+def _encode(tmp: str, array: np.ndarray, fps: int, lossless: bool) -> None:
+    import av
+
+    with av.open(tmp, mode="w", format="mp4") as container:
         if lossless:
             stream = container.add_stream("libx264rgb", rate=Fraction(fps))
             stream.pix_fmt = "rgb24"
@@ -366,10 +370,8 @@ def write_video(path: str | os.PathLike, frames: torch.Tensor | np.ndarray, fps:
         for image in array:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode())  # flush the encoder
-    os.replace(tmp, path)
-    return path
 
 
 def write_label_list(path: str | os.PathLike, names: Sequence[str] = CLASSES) -> None:
     """Write the class names, one per line (how `s2d/models/label_lists/synth16.txt` was made)."""
-    Path(path).write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
+    atomic_write_text(path, "".join(f"{n}\n" for n in names))
