@@ -11,8 +11,30 @@ replaces a file: exit status 2, naming the file, when one of those it would writ
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+
+from s2d.cli.predict import int_at_least
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text}")
+    return value
+
+
+def seed(text: str) -> int:
+    """argparse type: a data seed in [0, 2**32-1]."""
+    value = int_at_least(0)(text)
+    if value > 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32-1], got {value}")
+    return value
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -26,9 +48,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     prepare.add_argument("--out", required=True, metavar="LIST", help="list file to write")
     prepare.add_argument("--no-check", dest="check", action="store_false",
                          help="list every video file without decoding it (fast)")
-    prepare.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
+    prepare.add_argument("--workers", type=int_at_least(1), default=min(8, os.cpu_count() or 1),
                          help="videos checked in parallel (default: %(default)s)")
-    prepare.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+    prepare.add_argument("--timeout", type=positive_seconds, default=120.0, metavar="SECONDS",
                          help="give up on a video that takes longer to decode (default: %(default)s)")
     synth = actions.add_parser(
         "synth", help="write synthetic clips as class folders of mp4 files (OUT/<class>/<split>_<index>.mp4)",
@@ -42,9 +64,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                             "benchmark: its 16 training classes (default: %(default)s)")
     synth.add_argument("--split", choices=("train", "val", "test"), default="train",
                        help="split to draw from (default: %(default)s)")
-    synth.add_argument("--clips", type=int, required=True, metavar="N", help="how many clips to write")
-    synth.add_argument("--seed", type=int, default=0, help="data seed (default: %(default)s)")
-    synth.add_argument("--start", type=int, default=0, metavar="I",
+    synth.add_argument("--clips", type=int_at_least(1), required=True, metavar="N", help="how many clips to write")
+    synth.add_argument("--seed", type=seed, default=0, help="data seed (default: %(default)s)")
+    synth.add_argument("--start", type=int_at_least(0), default=0, metavar="I",
                        help="index of the first clip, to add clips to a folder (default: %(default)s)")
     synth.add_argument("--lossy", action="store_true",
                        help="ordinary yuv420p files instead of lossless RGB (smears the one-pixel glyphs)")
@@ -62,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from s2d.data import prepare_list  # noqa: PLC0415 - keeps `python -m s2d --help` light
 
     try:
-        report = prepare_list(args.root, args.out, check=args.check, workers=max(1, args.workers),
+        report = prepare_list(args.root, args.out, check=args.check, workers=args.workers,
                               timeout_s=args.timeout, progress=sys.stderr.isatty())
     except (OSError, ValueError) as err:  # ROOT missing, an --out that would replace a video, bad class names
         print(f"s2d data prepare: {err}", file=sys.stderr)
@@ -73,10 +95,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _synth(args: argparse.Namespace) -> int:
     """`data synth`: write the clips, then one line per class with its count."""
-    if args.clips < 1 or args.start < 0:
-        print(f"s2d data synth: --clips must be >= 1 and --start >= 0, got {args.clips} and {args.start}",
-              file=sys.stderr)
-        return 2
     from s2d.synth.folder import write_folder  # noqa: PLC0415 - keeps `python -m s2d --help` light
 
     try:

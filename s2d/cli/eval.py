@@ -15,17 +15,21 @@ import json
 import sys
 from pathlib import Path
 
+from s2d.cli.predict import int_at_least
+
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     """Register the arguments of `eval`."""
-    parser.add_argument("--model", required=True, help="zoo name, hf-hub:org/repo, or a model folder (a training out_dir)")
+    parser.add_argument("--model", required=True,
+                        help="zoo name, hf-hub:org/repo, or a model folder (a training out_dir)")
     parser.add_argument("--data", required=True, metavar="KIND_OR_CONFIG",
                         help="data kind, or a training config JSON file (its data section)")
     parser.add_argument("args", nargs="*", metavar="KEY=VALUE", help="dataset arguments (dotted keys, JSON values)")
     parser.add_argument("--split", default="val", help="split to build (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=8, help="per process (default: %(default)s)")
-    parser.add_argument("--clips", type=int, help="temporal views per video (default: the config's, else 1)")
-    parser.add_argument("--workers", type=int, default=4, help="DataLoader workers (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int_at_least(1), default=8, help="per process (default: %(default)s)")
+    parser.add_argument("--clips", type=int_at_least(1),
+                        help="temporal views per video (default: the config's, else 1)")
+    parser.add_argument("--workers", type=int_at_least(0), default=4, help="DataLoader workers (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cuda or cpu (default: %(default)s)")
     parser.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="autocast on CUDA")
     parser.add_argument("--untrained", action="store_true", help="random weights (to check the pipeline)")
@@ -38,7 +42,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
 def _dataset_spec(args: argparse.Namespace) -> tuple[str, dict, int]:
     """(kind, arguments, clips) from --data and the KEY=VALUE arguments."""
-    from s2d.train.config import TrainConfigError, _parse_value, load_config
+    from s2d.train.config import TrainConfigError, load_config
+    from s2d.train.values import parse_value
 
     extra: dict = {}
     for item in args.args:
@@ -49,7 +54,7 @@ def _dataset_spec(args: argparse.Namespace) -> tuple[str, dict, int]:
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = _parse_value(text)
+        node[leaf] = parse_value(text, f"dataset argument {key!r}")
     if Path(args.data).is_file():
         data = load_config(args.data).data
         dataset_args = data.split_args(args.split)
@@ -58,16 +63,21 @@ def _dataset_spec(args: argparse.Namespace) -> tuple[str, dict, int]:
                 dataset_args[key] = {**dataset_args[key], **value}
             else:
                 dataset_args[key] = value
-        return data.kind, dataset_args, args.clips or data.val_clips
-    return args.data, extra, args.clips or 1
+        return data.kind, dataset_args, data.val_clips if args.clips is None else args.clips
+    return args.data, extra, 1 if args.clips is None else args.clips
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the model and dataset, evaluate, print the metrics."""
     import s2d
     from s2d.train import build_dataset, evaluate
+    from s2d.train.data_checks import check_labels
     from s2d.train.datasets import supports_views
     from s2d.train.distributed import DeviceError, setup, teardown
+
+    if args.predictions and Path(args.predictions).is_dir():
+        print(f"s2d eval: --predictions {args.predictions}: is a folder; give a file name", file=sys.stderr)
+        return 2
 
     try:
         env = setup(args.device)
@@ -83,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
             if clips > 1 and not supports_views(dataset):
                 raise ValueError(f"--clips {clips}: this dataset offers no temporal views (uniformly sampled "
                                  "clips already span the whole video); use --clips 1 or clip.sampling=stride")
+            check_labels(dataset, int(model.config.num_classes), f"data kind {kind!r} ({args.split} split)",
+                         fix="evaluate a model trained on these classes")
         except Exception as err:  # unknown model, missing weights or files, bad dataset arguments
             print(f"s2d eval: {err}", file=sys.stderr)
             return 2
@@ -116,10 +128,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_predictions(path: str, result) -> None:
+    """One JSON line per sample, the file replaced whole (never half-written, never through a link)."""
+    from s2d.io.files import atomic_write_text
+
     k = min(5, result.probs.shape[1]) if result.probs is not None and result.probs.ndim == 2 else 0
-    with open(path, "w", encoding="utf-8") as handle:
-        for row, index in enumerate(result.indices.tolist()):
-            top = result.probs[row].topk(k)
-            handle.write(json.dumps({"index": index, "label": int(result.labels[row]),
-                                     "top5": top.indices.tolist(),
-                                     "probs": [round(p, 6) for p in top.values.tolist()]}) + "\n")
+    lines = []
+    for row, index in enumerate(result.indices.tolist()):
+        top = result.probs[row].topk(k)
+        lines.append(json.dumps({"index": index, "label": int(result.labels[row]), "top5": top.indices.tolist(),
+                                 "probs": [round(p, 6) for p in top.values.tolist()]}) + "\n")
+    atomic_write_text(path, "".join(lines))

@@ -5,15 +5,18 @@ CONFIG is a JSON training config (see `s2d.train.config`) or the name of a recip
 change single values: `optim.lr=0.01 data.root=/videos model.overrides.sampler.size=48`.
 `--list` shows the recipes, the data kinds and their keys; `--print-config` shows the resolved
 config (a JSON file to edit) without training.
-Exit status: 0 when training finished, 143 (128 + SIGTERM) when SIGTERM stopped it after saving a
-checkpoint (continue with --resume), 2 for a configuration error, 1 for other failures.
+Exit status: 0 when training finished, 143 (128 + SIGTERM) or 130 (128 + SIGINT, Ctrl-C) when a
+signal stopped it, in any phase, after saving what there was to save (the message says how to
+continue: --resume, or the same command again), 2 for a configuration error, 1 for other failures.
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 EXIT_INTERRUPTED = 128 + 15  # what a shell reports for a process ended by SIGTERM: not "finished"
+EXIT_CTRL_C = 128 + 2  # ... and by SIGINT
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"s2d train: cannot resume: {err}", file=sys.stderr)
         return 1
     if result.interrupted:
-        return EXIT_INTERRUPTED
+        return EXIT_CTRL_C if result.signal == signal.SIGINT else EXIT_INTERRUPTED
     best = "-" if result.best_val_dnet_top1 is None else f"{result.best_val_dnet_top1:.2f}%"
     print(f"done: {result.epochs} epochs, {result.step} steps; best val top-1 {best}; model in {result.out_dir}",
           file=sys.stderr)

@@ -3,6 +3,7 @@ each a `VideoDataset` over the videos they name."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import warnings
@@ -29,6 +30,30 @@ def _resolve(path: str) -> str:
         if os.path.isfile(path + ext):
             return path + ext
     return path
+
+
+def read_utf8(path: str | os.PathLike) -> str:
+    """The text of an annotation file, which must be UTF-8; a `ValueError` naming the file, the line
+    and the byte where it is not (a Latin-1 or UTF-16 export, say)."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise ValueError(f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} at line {line}, byte offset "
+                         f"{err.start}); annotation files must be UTF-8: convert it (e.g. iconv -t UTF-8)") from None
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A UTF-8 JSON annotation file; `ValueError` naming the file when it is not valid or nests too deeply."""
+    text = read_utf8(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deeply to read (annotations are a list of flat objects)") from None
 
 
 def _is_int(token: str) -> bool:
@@ -71,14 +96,13 @@ class VideoListDataset(VideoDataset):
         list_file = Path(list_file)
         base = list_file.parent if root is None else Path(root)
         samples = []
-        with open(list_file, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                try:
-                    parsed = parse_list_line(line)
-                except ValueError as err:
-                    raise ValueError(f"{list_file}:{number}: {err}") from None
-                if parsed is not None:
-                    samples.append((_resolve(os.path.join(base, parsed[0])), parsed[1]))
+        for number, line in enumerate(io.StringIO(read_utf8(list_file), newline=None), 1):
+            try:
+                parsed = parse_list_line(line)
+            except ValueError as err:
+                raise ValueError(f"{list_file}:{number}: {err}") from None
+            if parsed is not None:
+                samples.append((_resolve(os.path.join(base, parsed[0])), parsed[1]))
         beside = list_file.parent / "classes.txt"
         if kwargs.get("classes") is None and beside.is_file():
             kwargs["classes"] = beside
@@ -126,7 +150,7 @@ class KineticsCSVDataset(VideoDataset):
         samples: list[tuple[str, int]] = []
         self.missing: list[str] = []
         self.dropped = 0
-        with open(csv_file, newline="", encoding="utf-8") as handle:
+        with io.StringIO(read_utf8(csv_file), newline="") as handle:
             reader = csv.DictReader(handle)
             for number, row in enumerate(reader, 2):
                 try:
@@ -167,8 +191,7 @@ class SomethingV2Dataset(VideoDataset):
                  classes: ClassesLike, *, drop_unknown: bool = False, **kwargs: Any) -> None:
         names = load_classes(classes)
         lookup = ClassIndex(names)
-        with open(json_file, encoding="utf-8") as handle:
-            entries = json.load(handle)
+        entries = read_json(json_file)
         if not isinstance(entries, list):
             raise ValueError(f"{json_file}: expected a JSON list of annotations")
         samples: list[tuple[str, int]] = []

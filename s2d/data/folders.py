@@ -37,9 +37,18 @@ class ClassFolders:
         return counts
 
 
+def not_utf8(name: str) -> bool:
+    """Whether a file name read from disk holds bytes that are not UTF-8 (kept as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def bad_class_name(name: str) -> bool:
     """Names that cannot be written one a line (classes.txt, a config's labels) or read back."""
-    return (name != name.strip() or not name or name.startswith("#")
+    return (name != name.strip() or not name or name.startswith("#") or not_utf8(name)
             or any(c in name for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"))
 
 
@@ -62,8 +71,8 @@ def scan_class_folders(root: str | os.PathLike, extensions: Sequence[str] = VIDE
     bad = [name for name in classes if bad_class_name(name)]
     if bad:
         raise ValueError(f"{root}: class folder name(s) {', '.join(repr(n) for n in bad)} cannot be written one a "
-                         "line as class names (blank, surrounding spaces, a line break, or a leading '#', which "
-                         "list files read as a comment); rename the folder(s)")
+                         "line as class names (blank, surrounding spaces, a line break, bytes that are not UTF-8, "
+                         "or a leading '#', which list files read as a comment); rename the folder(s)")
     videos: list[tuple[str, int]] = []
     ignored: list[str] = []
     for label, name in enumerate(classes):

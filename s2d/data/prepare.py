@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from s2d.data.folders import scan_class_folders
+from s2d.data.folders import not_utf8, scan_class_folders
 from s2d.io import DEFAULT_TIMEOUT_S, VIDEO_EXTENSIONS, VideoError, probe
+from s2d.io.files import atomic_write_text
 
 
 @dataclass
@@ -96,6 +97,8 @@ def prepare_list(root: str | os.PathLike, out_file: str | os.PathLike,
     def failure(rel: str) -> str | None:
         if "\n" in rel or "\r" in rel:
             return "the file name contains a line break"
+        if not_utf8(rel):
+            return "the file name is not valid UTF-8 (a list file is UTF-8 text); rename it"
         if not check:
             return None
         try:
@@ -114,8 +117,10 @@ def prepare_list(root: str | os.PathLike, out_file: str | os.PathLike,
     out_file.parent.mkdir(parents=True, exist_ok=True)
     classes_file = out_file.parent / "classes.txt"
     listed = [(rel, label) for (rel, label), reason in zip(entries, reasons) if reason is None]
-    out_file.write_text("".join(f"{rel} {label}\n" for rel, label in listed), encoding="utf-8")
-    classes_file.write_text("".join(f"{name}\n" for name in classes), encoding="utf-8")
+    # Each file is replaced whole (a temporary beside it, then a rename): an interrupted run leaves
+    # the old list or the new one, and never writes through a link planted at the name.
+    atomic_write_text(out_file, "".join(f"{rel} {label}\n" for rel, label in listed))
+    atomic_write_text(classes_file, "".join(f"{name}\n" for name in classes))
     per_class = {name: 0 for name in classes}
     for _, label in listed:
         per_class[classes[label]] += 1

@@ -26,17 +26,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any, Iterable
 
 from s2d.train.errors import TrainConfigError
 from s2d.train.errors import check as _check
 from s2d.train.errors import suggest as _suggest
 from s2d.train.phase_config import PhasesSection
+from s2d.train.values import build as _build
+from s2d.train.values import dataclass_of as _dataclass_of
+from s2d.train.values import hints as _hints
+from s2d.train.values import is_dict_type as _is_dict_type
+from s2d.train.values import parse_json as _parse_json
+from s2d.train.values import parse_value as _parse_value
+from s2d.train.values import read_json_file
+from s2d.train.values import type_name as _type_name
+
+#: Seeds every generator of a run accepts (numpy's global RNG takes 32 bits).
+SEED_RANGE = (0, 2**32 - 1)
 
 
 @dataclass
@@ -253,6 +263,10 @@ class TrainConfig:
         _check(self.bn in ("train", "frozen"), f"bn must be 'train' or 'frozen', got {self.bn!r}")
         _check(self.log_every >= 1, "log_every must be >= 1")
         _check(self.threads is None or self.threads >= 1, "threads must be >= 1 or null")
+        _check(SEED_RANGE[0] <= self.seed <= SEED_RANGE[1], f"seed must lie in [0, 2**32-1], got {self.seed}")
+        peak = self.optim.lr * self.batch_size / self.optim.ref_batch
+        _check(math.isfinite(peak), f"optim.lr {self.optim.lr:g} scaled by batch_size/ref_batch is not a finite "
+                                    "learning rate")
         return self
 
     # -- (de)serialisation ------------------------------------------------------------------------
@@ -283,7 +297,7 @@ def load_config(source: str | os.PathLike | dict[str, Any], overrides: Iterable[
     else:
         path = Path(source)
         if path.is_file():
-            data = _parse_json(path.read_text(encoding="utf-8"), str(path))
+            data = read_json_file(str(path))
         else:
             from s2d.train.recipes import RECIPES
 
@@ -311,7 +325,7 @@ def apply_override(data: dict[str, Any], item: str) -> None:
     parts = key.strip().split(".")
     if not all(parts):
         raise TrainConfigError(f"override {item!r}: empty key component")
-    value = _parse_value(text)
+    value = _parse_value(text, f"override {key.strip()!r}")
     cls: type | None = TrainConfig
     node = data
     for depth, part in enumerate(parts):
@@ -360,89 +374,3 @@ def _default_of(cls: type, name: str) -> Any:
             if f.default is not dataclasses.MISSING:
                 return json.loads(json.dumps(f.default))
     return None
-
-
-def _parse_json(text: str, source: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise TrainConfigError(f"{source}: not valid JSON ({err})") from None
-
-
-def _parse_value(text: str) -> Any:
-    """JSON when it parses (numbers, booleans, null, lists, objects, quoted strings), else the text."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _strip_optional(tp: Any) -> tuple[Any, bool]:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1 and len(typing.get_args(tp)) == 2:
-            return args[0], True
-    return tp, False
-
-
-def _dataclass_of(tp: Any) -> type | None:
-    tp, _ = _strip_optional(tp)
-    return tp if dataclasses.is_dataclass(tp) else None
-
-
-def _is_dict_type(tp: Any) -> bool:
-    tp, _ = _strip_optional(tp)
-    return tp is dict or typing.get_origin(tp) is dict
-
-
-def _type_name(tp: Any) -> str:
-    tp, optional = _strip_optional(tp)
-    name = {int: "integer", float: "number", bool: "boolean", str: "string"}.get(tp)
-    if name is None:
-        name = "mapping" if _is_dict_type(tp) else getattr(tp, "__name__", str(tp))
-    return f"{name} or null" if optional else name
-
-
-def _coerce(tp: Any, value: Any, path: str) -> Any:
-    """`value` checked against the annotation `tp` (ints are accepted where numbers are)."""
-    base, optional = _strip_optional(tp)
-    if value is None:
-        if optional:
-            return None
-        raise TrainConfigError(f"{path} must be a {_type_name(tp)}, got null")
-    if dataclasses.is_dataclass(base):
-        if not isinstance(value, dict):
-            raise TrainConfigError(f"{path} must be a mapping, got {type(value).__name__}")
-        return _build(base, value, path)
-    ok = {
-        bool: lambda v: isinstance(v, bool),
-        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-        str: lambda v: isinstance(v, str),
-    }.get(base)
-    if ok is None and _is_dict_type(base):
-        ok = lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v)  # noqa: E731
-    if ok is None:  # Any
-        return value
-    if not ok(value):
-        raise TrainConfigError(f"{path} must be a {_type_name(tp)}, got {value!r}")
-    return float(value) if base is float else value
-
-
-def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise TrainConfigError(f"{prefix or 'config'} must be a mapping, got {type(data).__name__}")
-    hints = _hints(cls)
-    unknown = sorted(set(data) - set(hints))
-    if unknown:
-        where = f" in {prefix}" if prefix else ""
-        raise TrainConfigError("; ".join(f"unknown key {k!r}{where}{_suggest(k, hints)}" for k in unknown)
-                               + f" (valid: {', '.join(hints)})")
-    kwargs = {name: _coerce(hints[name], value, f"{prefix}.{name}" if prefix else name)
-              for name, value in data.items()}
-    return cls(**kwargs)

@@ -113,6 +113,7 @@ def build_dataset(kind: str, split: str, args: dict[str, Any], model_config: Any
         raise TrainConfigError(f"unknown data kind {kind!r} (known: {', '.join(available_datasets())})")
     else:
         factory = _REGISTRY[kind]
+        args = _checked_arguments(kind, split, factory, args)
         call = lambda: factory(split, model_config, **args)  # noqa: E731
     try:
         return call()
@@ -125,6 +126,21 @@ def build_dataset(kind: str, split: str, args: dict[str, Any], model_config: Any
         if isinstance(err, TrainConfigError):
             raise
         raise TrainConfigError(f"data kind {kind!r} ({split} split): {err}") from None
+
+
+def _checked_arguments(kind: str, split: str, factory: Callable[..., Any], args: dict[str, Any]) -> dict[str, Any]:
+    """`args` checked against the types `factory` declares for them (strictly: 5.9 or true is no
+    integer, a number must be finite), so a wrong value is named before any data is read."""
+    import typing
+
+    from s2d.train.values import coerce
+
+    try:
+        declared = typing.get_type_hints(factory)
+    except Exception:  # annotations that do not resolve: the factory checks its own arguments
+        return args
+    return {name: coerce(declared[name], value, f"data kind {kind!r} ({split} split): {name}")
+            if name in declared else value for name, value in args.items()}
 
 
 def _unknown_argument(err: TypeError) -> str:

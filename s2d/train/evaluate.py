@@ -10,8 +10,9 @@ probability differently for different batch shapes; the metrics are counts and d
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -22,6 +23,7 @@ from s2d.train.datasets import get_view, supports_views
 from s2d.train.distributed import DistEnv, all_gather_objects, gather_rows
 from s2d.train.loader import EVAL_EPOCH, collate_samples, model_inputs, seeded
 from s2d.train.metrics import topk_correct
+from s2d.train.signals import ignore_stop_signals
 
 
 @dataclass
@@ -84,12 +86,15 @@ def _autocast(device: torch.device, amp: str):
 
 def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 8, clips: int = 1, *,
              device: torch.device | str | None = None, workers: int = 0, amp: str = "none",
-             env: DistEnv | None = None, seed: int = 0, progress: bool = False) -> EvalResult:
+             env: DistEnv | None = None, seed: int = 0, progress: bool = False,
+             should_stop: Callable[[], bool] | None = None) -> EvalResult | None:
     """Top-1/top-5 of `model` on `dataset`, averaging the softmax over `clips` temporal views.
 
     `batch_size` is per rank. Under torch.distributed (an initialised process group, or `env`)
     every rank evaluates a disjoint share and all ranks return the same, complete result.
     `amp` ("bf16"/"fp16") applies autocast on CUDA. The model's train/eval mode is restored.
+    `should_stop` (a collective under DDP) is asked after every batch, as often on every rank;
+    when it says so the pass ends early and returns None (a training run stopped by a signal).
     """
     if batch_size < 1 or clips < 1:
         raise ValueError(f"batch_size and clips must be >= 1, got {batch_size} and {clips}")
@@ -101,7 +106,11 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 8, clips: int
     items = _ViewItems(dataset, clips, seed)
     share = list(range(env.rank, len(items), env.world_size))
     loader = DataLoader(items, batch_size=batch_size, sampler=share, num_workers=workers,
-                        collate_fn=collate_samples, pin_memory=device.type == "cuda")
+                        collate_fn=collate_samples, pin_memory=device.type == "cuda",
+                        worker_init_fn=ignore_stop_signals if workers else None)
+    # Rank 0 holds the largest share: every rank asks `should_stop` as many times as it has batches.
+    rounds = math.ceil(math.ceil(len(items) / env.world_size) / batch_size)
+    stopped = False
     was_training = model.training
     model.eval()
     ids, labels, probs, snet_probs = [], [], [], []
@@ -133,10 +142,19 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 8, clips: int
                         snet_probs.append(out.snet_logits.float().softmax(-1).cpu())
                 if bar is not None:
                     bar.update(1)
+                rounds -= 1
+                if should_stop is not None and should_stop():
+                    stopped = True
+                    break
+            while should_stop is not None and not stopped and rounds > 0:
+                rounds -= 1
+                stopped = should_stop()
     finally:
         if bar is not None:
             bar.close()
         model.train(was_training)
+    if stopped:
+        return None
     rows = {"ids": _cat(ids, (0,), torch.long), "labels": _cat(labels, (0,), torch.long),
             "probs": _cat(probs, (0, num_classes), torch.float32)}
     # Decided from the config, not from this rank's outputs, so every rank gathers the same keys.

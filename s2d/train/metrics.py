@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import torch
 
-from s2d.train.checkpoint import atomic_write_text
+from s2d.io.files import atomic_write_text
 
 #: Sums kept per step interval and per epoch (all reduced over ranks before logging).
 SUM_KEYS = ("samples", "loss", "dnet_top1", "dnet_top5", "snet_samples", "snet_top1", "snet_top5", "grad_norm",
@@ -87,6 +87,13 @@ def sampling_stats(params: Any) -> dict[str, torch.Tensor]:
             "stride_x": params.stride_x.float().mean(1).sum(), "stride_y": params.stride_y.float().mean(1).sum()}
 
 
+def _append(path: Path) -> io.TextIOWrapper:
+    """`path` opened to append text, never through a symbolic link planted at the name (the log
+    names are fixed, so a link there would make the run write wherever it points)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    return open(fd, "a", encoding="utf-8", newline="")
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
@@ -104,13 +111,12 @@ class MetricsLog:
     def write(self, record: dict[str, Any]) -> None:
         """Append a record to the JSONL log and to the CSV of its kind."""
         record = {k: _clean(v) for k, v in record.items()}
-        with open(self.jsonl, "a", encoding="utf-8") as handle:
+        with _append(self.jsonl) as handle:
             handle.write(json.dumps(record) + "\n")
         path, fields = self.csv[record["kind"]]
-        new = not path.exists() or path.stat().st_size == 0
-        with open(path, "a", encoding="utf-8", newline="") as handle:
+        with _append(path) as handle:
             writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-            if new:
+            if handle.tell() == 0:  # a new (or emptied) file
                 writer.writeheader()
             writer.writerow({k: ("" if record.get(k) is None else record.get(k)) for k in fields})
 

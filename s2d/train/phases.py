@@ -34,6 +34,7 @@ from s2d.train.errors import TrainConfigError
 from s2d.train.loader import collate_samples, derive_seed, model_inputs, seeded
 from s2d.train.optim import WarmupCosine, build_optimizer, clip_gradients, warmup_steps
 from s2d.train.phase_config import DetailPretrainSection, LocatorWarmupSection
+from s2d.train.signals import ignore_stop_signals
 from s2d_kernels.context import topk_vector
 
 #: Keys that keep the phases' random streams apart from the epochs' and evaluation's.
@@ -57,7 +58,8 @@ class _PhaseItems(Dataset):
 def phase_loader(dataset: Dataset, batch: int, seed: int, key: int, workers: int) -> DataLoader:
     """The phase's clips in order, whole batches only."""
     return DataLoader(_PhaseItems(dataset, seed, key), batch_size=batch, shuffle=False, drop_last=True,
-                      num_workers=workers, collate_fn=collate_samples)
+                      num_workers=workers, collate_fn=collate_samples,
+                      worker_init_fn=ignore_stop_signals if workers else None)
 
 
 class SynopsisAlone(nn.Module):

@@ -1,6 +1,6 @@
 """Exact resume: what a checkpoint holds of a training run, and putting a run back from it.
 
-The `Trainer` calls `save_run` after every epoch and on SIGTERM, and `restore_run` when
+The `Trainer` calls `save_run` after every epoch and on SIGTERM or Ctrl-C, and `restore_run` when
 `resume=true` finds a checkpoint; see `s2d.train.checkpoint` for the files.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from s2d.hub.weights import read_weights
+from s2d.io.files import deferred_signals
 from s2d.train.checkpoint import (FORMAT_VERSION, CheckpointMismatchError, capture_rng, load_checkpoint, restore_rng,
                                   save_checkpoint)
 from s2d.train.distributed import all_gather_objects, barrier
@@ -26,12 +27,13 @@ def save_run(run: Any) -> None:
             "format": FORMAT_VERSION, "epoch": run.epoch, "epoch_step": run.epoch_step, "step": run.step,
             "steps_per_epoch": run.steps_per_epoch, "global_batch": run.cfg.batch_size,
             "world_size": run.env.world_size, "best": run.best, "best_epoch": run.best_epoch,
-            "last_val": json.dumps(run.last_val), "epoch_seconds": run.epoch_seconds,
+            "last_val": json.dumps(run.last_val), "epoch_seconds": run.epoch_seconds, "step_lr": run.step_lr,
             "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
             "scaler": run.scaler.state_dict(), "interval": run.interval.state_dict(),
             "epoch_meter": run.epoch_meter.state_dict(), "rng": rng,
         }
-        save_checkpoint(run.out, run.model, state)
+        with deferred_signals():  # a stop signal acts once the step is committed and exported
+            save_checkpoint(run.out, run.model, state)
     barrier(run.env)
 
 
@@ -59,6 +61,7 @@ def restore_run(run: Any, checkpoint: Path) -> None:
     run.best, run.best_epoch = state["best"], state["best_epoch"]
     run.last_val = json.loads(state["last_val"])
     run.epoch_seconds = state["epoch_seconds"]
+    run.step_lr = float(state.get("step_lr", run.step_lr))  # the last update's (an epoch's record shows it)
     rng = state["rng"]
     if len(rng) == run.env.world_size:
         restore_rng(rng[run.env.rank], run.device)

@@ -1,9 +1,8 @@
-"""Process set-up of a training run: seeds, signals in data workers, backend flags, threads."""
+"""Process set-up of a training run: seeds, backend flags, threads."""
 from __future__ import annotations
 
 import os
 import random
-import signal
 
 import numpy as np
 import torch
@@ -16,12 +15,6 @@ def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def ignore_sigterm(_worker_id: int) -> None:
-    """DataLoader workers leave SIGTERM to the main process, which finishes its step and stops
-    them; otherwise a signal sent to the whole process group would kill a worker mid-batch."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def configure_backends(cfg: TrainConfig, device: torch.device) -> None:

@@ -14,10 +14,11 @@ stage 1 of a fresh run and warm the locator up at the start of stage 2.
 
 Checkpoints go to `out_dir` after every epoch (`s2d.train.resume` says what they hold,
 `s2d.train.checkpoint` how they are written). SIGTERM (a cluster pre-empting the job, torchrun
-shutting down) lets the current step finish on every rank, saves a mid-epoch checkpoint holding
-the position in the epoch, and returns with `interrupted=True`;
-`resume=true` continues from there with the same losses an uninterrupted run computes (on GPU
-that needs `deterministic=true`, since autotuned kernels are not reproducible).
+shutting down) or Ctrl-C lets the current step (or validation batch) finish on every rank, saves
+a checkpoint holding the position in the epoch, and returns with `interrupted=True`; before
+training starts it stops at once (`s2d.train.signals`). `resume=true` continues from there with
+the same losses an uninterrupted run computes (on GPU that needs `deterministic=true`, since
+autotuned kernels are not reproducible).
 """
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ import dataclasses
 import gc
 import json
 import math
+import os
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +40,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from s2d.train.checkpoint import (TRAIN_CONFIG_NAME, atomic_write_text, check_out_dir, latest_checkpoint,
-                                  save_model_folder, settle)
+from s2d.io.files import atomic_write_text, deferred_signals
+from s2d.train.checkpoint import TRAIN_CONFIG_NAME, check_out_dir, latest_checkpoint, settle
 from s2d.train.config import TrainConfig, TrainConfigError, load_config
+from s2d.train.data_checks import check_batch_labels, check_labels
 from s2d.train.datasets import build_dataset, supports_views
 from s2d.train.distributed import DistEnv, all_reduce_sum, any_rank, barrier, setup, teardown
-from s2d.train.evaluate import evaluate
 from s2d.train.loader import EpochSampler, SeededSamples, collate_samples, derive_seed, model_inputs
 from s2d.train.metrics import Meter, MetricsLog, epoch_line, sampling_stats, topk_correct
 from s2d.train.model import (build_run_model, data_classes, for_data_classes, freeze, frozen_modules_eval,
@@ -52,13 +53,15 @@ from s2d.train.model import (build_run_model, data_classes, for_data_classes, fr
 from s2d.train.optim import build_optimizer, build_scheduler, clip_gradients
 from s2d.train.phases import pretrain, warm_up_locator
 from s2d.train.resume import restore_run, save_run
-from s2d.train.runtime import configure_backends, ignore_sigterm, seed_all
+from s2d.train.runtime import configure_backends, seed_all
+from s2d.train.signals import RunInterrupted, StopSignals, ignore_stop_signals, signal_name
+from s2d.train.validation import validate_epoch
 
 
 @dataclass
 class TrainResult:
-    """How a run ended: epochs completed, global steps, whether SIGTERM cut it short, and the
-    validation metrics (last and best detail-net top-1, in percent)."""
+    """How a run ended: epochs completed, global steps, whether a stop signal (`signal`: SIGTERM or
+    SIGINT) ended it, and the validation metrics (last and best detail-net top-1, in percent)."""
 
     out_dir: str
     epochs: int
@@ -66,31 +69,52 @@ class TrainResult:
     interrupted: bool
     best_val_dnet_top1: float | None
     last_val: dict[str, Any] | None
+    signal: int | None = None
 
 
 def train(config: TrainConfig | dict[str, Any] | str, overrides: Iterable[str] = (), *,
           allow_code: bool = False) -> TrainResult:
     """Run (or resume) a training run described by a `TrainConfig`, a config dict, a JSON file
     or a recipe name, with dotted `key=value` overrides. `allow_code` lets a `module:attribute`
-    data kind be imported (never implied by the config itself)."""
+    data kind be imported (never implied by the config itself). SIGTERM and Ctrl-C stop the run
+    in any phase with `interrupted=True` (resumable), not with an exception."""
     if not isinstance(config, TrainConfig):
         config = load_config(config, overrides)
     elif overrides:
         config = load_config(config.to_dict(), overrides)
     else:
         config.validate()
-    env = setup(config.device)
-    try:
-        return Trainer(config, env, allow_code=allow_code).run()
-    finally:
-        teardown(env)
+    with StopSignals() as signals:
+        try:
+            env = setup(config.device)
+            try:
+                return Trainer(config, env, allow_code=allow_code, signals=signals).run()
+            finally:
+                teardown(env)
+        except RunInterrupted as stop:
+            return _stopped_at_once(config, stop.signum)
+
+
+def _stopped_at_once(config: TrainConfig, signum: int) -> TrainResult:
+    """The result (and message) of a run a signal ended where there was nothing unsaved."""
+    out = Path(config.out_dir)
+    checkpoint = latest_checkpoint(out)
+    if os.environ.get("RANK", "0") == "0":
+        if checkpoint is None:
+            how = "nothing was saved; run the same command again to start"
+        else:
+            how = f"the last checkpoint in {out} ({checkpoint.name}) stays; continue with --resume"
+        print(f"stopped by {signal_name(signum)}: {how}", file=sys.stderr)
+    return TrainResult(str(out), 0, 0, True, None, None, signum)
 
 
 class Trainer:
     """One rank's share of a training run; `run()` trains until done or interrupted."""
 
-    def __init__(self, cfg: TrainConfig, env: DistEnv, *, allow_code: bool = False):
+    def __init__(self, cfg: TrainConfig, env: DistEnv, *, allow_code: bool = False,
+                 signals: StopSignals | None = None):
         self.cfg, self.env = cfg, env
+        self.signals = signals or StopSignals()  # without handlers: nothing requests a stop
         self.device = env.device
         self.out = Path(cfg.out_dir)
         configure_backends(cfg, self.device)
@@ -133,6 +157,10 @@ class Trainer:
             if data.val_clips > 1 and not supports_views(self.val_set):
                 raise TrainConfigError(f"data.val_clips={data.val_clips}, but the validation dataset offers no "
                                        "temporal views (use 1)")
+        self.num_classes = int(self.model.config.num_classes)
+        for split, dataset in (("train", self.train_set), ("val", self.val_set)):
+            if dataset is not None:
+                check_labels(dataset, self.num_classes, f"data kind {data.kind!r} ({split} split)")
         if cfg.batch_size % env.world_size:
             raise TrainConfigError(f"batch_size {cfg.batch_size} (global) does not split evenly over "
                                    f"{env.world_size} ranks")
@@ -180,7 +208,7 @@ class Trainer:
 
     # -- the run ----------------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        """Start or resume, train the remaining epochs (or until SIGTERM), and report."""
+        """Start or resume, train the remaining epochs (or until a stop signal), and report."""
         checkpoint = latest_checkpoint(self.out)
         fresh = checkpoint is None
         if checkpoint is not None:
@@ -189,7 +217,8 @@ class Trainer:
                                        "--resume (resume=true) or choose another out_dir")
             restore_run(self, checkpoint)
             if self.env.is_main:  # a run killed between commit and export left an older model on top
-                settle(checkpoint, self.out)
+                with deferred_signals():
+                    settle(checkpoint, self.out)
             if self.log is not None:
                 self.log.truncate(self.step)
             self.say(f"resumed {self.out} at epoch {self.epoch + 1}, batch {self.epoch_step} "
@@ -208,42 +237,38 @@ class Trainer:
         self.say(f"training {self.name}: {self.epochs} epochs ({self.cfg.stages.stage1_epochs} with θ "
                  f"frozen) × {self.steps_per_epoch} steps, global batch {self.cfg.batch_size} over "
                  f"{self.env.world_size} rank(s), peak lr {self.lr:g}, device {self.device}")
-        with self._sigterm_handler():
+        with self.signals.polled():
             if fresh and self.cfg.phases.pretrain_clips:
                 offset = self.epochs * len(self.train_set)  # after the clips the epochs read
                 info = pretrain(self.model, self.train_set, self.cfg, self.lr, self.device, offset,
                                 self._should_stop, self.say)
                 if info is None:
-                    self.say("stopped by SIGTERM during pre-training: nothing saved, a new run starts over")
-                    return TrainResult(str(self.out), 0, 0, True, None, None)
+                    self.say(f"stopped by {signal_name(self._stop_signal())} during pre-training: nothing was "
+                             "saved; run the same command again to start over")
+                    return TrainResult(str(self.out), 0, 0, True, None, None, self._stop_signal())
                 self._record_phases(info)
             while self.epoch < self.epochs and not self.stop_requested:
                 self._run_epoch()
-        interrupted = self.epoch < self.epochs
-        if interrupted:
-            self.say(f"stopped by SIGTERM at epoch {self.epoch + 1}, batch {self.epoch_step} (step {self.step}); "
+            self._should_stop()  # a signal during the final checkpoint's export
+        if not self.stop_requested:
+            return TrainResult(str(self.out), self.epoch, self.step, False, self.best, self.last_val)
+        name = signal_name(self._stop_signal())
+        if self.epoch < self.epochs:
+            self.say(f"stopped by {name} at epoch {self.epoch + 1}, batch {self.epoch_step} (step {self.step}); "
                      f"checkpoint saved in {self.out}; continue with --resume")
-        return TrainResult(str(self.out), self.epoch, self.step, interrupted, self.best, self.last_val)
-
-    @contextlib.contextmanager
-    def _sigterm_handler(self):
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signal handlers can only be installed from the main thread
-            return
-
-        def request_stop(signum: int, frame: Any) -> None:
-            self.stop_requested = True
-
-        previous = signal.signal(signal.SIGTERM, request_stop)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        else:
+            self.say(f"stopped by {name} as the run finished: all {self.epochs} epochs are trained and saved in "
+                     f"{self.out} (--resume reports it done)")
+        return TrainResult(str(self.out), self.epoch, self.step, True, self.best, self.last_val, self._stop_signal())
 
     def _should_stop(self) -> bool:
         """Every rank learns whether any rank was asked to stop, so all stop after the same step."""
-        self.stop_requested = any_rank(self.env, self.stop_requested)
+        self.stop_requested = any_rank(self.env, self.stop_requested or self.signals.requested)
         return self.stop_requested
+
+    def _stop_signal(self) -> int:
+        """The signal this rank received (SIGTERM, as torchrun sends, when another rank got it)."""
+        return self.signals.signum or signal.SIGTERM
 
     def _record_phases(self, info: dict[str, Any]) -> None:
         """Keep what the phases did in `out_dir/phases.json`."""
@@ -279,6 +304,7 @@ class Trainer:
             self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if cuda else None,
                                                find_unused_parameters=self.cfg.find_unused_parameters)
         self.stage = stage
+        return True
 
     def _set_train_mode(self) -> None:
         self.model.train()
@@ -293,7 +319,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(derive_seed((self.cfg.seed, self.epoch, self.env.rank)))
         return DataLoader(self.items, batch_size=self.local_batch, sampler=self.sampler, drop_last=True,
                           num_workers=workers, collate_fn=collate_samples, pin_memory=self.device.type == "cuda",
-                          generator=generator, worker_init_fn=ignore_sigterm if workers else None)
+                          generator=generator, worker_init_fn=ignore_stop_signals if workers else None)
 
     def _run_epoch(self) -> None:
         cfg = self.cfg
@@ -328,7 +354,10 @@ class Trainer:
             if bar is not None:
                 bar.close()
         self.epoch_seconds += time.perf_counter() - started
-        val = self._validate()
+        val = validate_epoch(self)
+        if self.stop_requested:  # validation cut short: the checkpoint's resume repeats it
+            save_run(self)
+            return
         self._log_epoch(val)
         self.epoch += 1
         self.epoch_step = 0
@@ -341,9 +370,8 @@ class Trainer:
         if any(err is not None for err in batch["errors"]):
             raise RuntimeError("a training batch holds unreadable videos (a dataset with on_error='record'); "
                                "train with on_error='skip' or 'raise'")
+        check_batch_labels(batch["labels"], self.num_classes)
         frames, num_frames, target = model_inputs(batch, self.device)
-        if bool((target < 0).any()):
-            raise ValueError("training samples need labels; got label -1 (an unlabelled split?)")
         autocast = (torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype is not None
                     else contextlib.nullcontext())
         with autocast:
@@ -412,19 +440,3 @@ class Trainer:
             self.log.write(record)
 
         self.say(epoch_line(record, self.epochs, val))
-
-    def _validate(self):
-        data = self.cfg.data
-        last = self.epoch + 1 == self.epochs
-        if self.val_set is None or not ((self.epoch + 1) % data.val_every == 0 or last):
-            return None
-        batch = data.val_batch_size or self.local_batch
-        result = evaluate(self.model, self.val_set, batch_size=batch, clips=data.val_clips, device=self.device,
-                          workers=data.workers, amp=self.cfg.amp, env=self.env, seed=self.cfg.seed,
-                          progress=self.cfg.progress)
-        self.last_val = result.metrics()
-        if result.dnet_top1 is not None and (self.best is None or result.dnet_top1 > self.best):
-            self.best, self.best_epoch = result.dnet_top1, self.epoch + 1
-            if self.env.is_main:
-                save_model_folder(self.model, self.out / "best", self.step)
-        return result
