@@ -119,16 +119,16 @@ def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
 
 def _export(src: Path, dst: Path) -> None:
     """Replace `dst` by `src`'s content atomically: a hard link where the file system allows, a copy otherwise."""
-    folder = temp_folder(dst)  # a private folder: the link's name cannot be planted
+    tmp_dir = temp_folder(dst)  # a private folder: the link's name cannot be planted
     try:
         try:
-            os.link(src, folder / dst.name)
+            os.link(src, tmp_dir / dst.name)
         except OSError:
-            atomic_write(dst, lambda t: shutil.copyfile(src, t))
+            atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
             return
-        os.replace(folder / dst.name, dst)
+        os.replace(tmp_dir / dst.name, dst)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def settle(step_dir: str | os.PathLike, out_dir: str | os.PathLike) -> None:
@@ -170,17 +170,17 @@ def save_checkpoint(out_dir: str | os.PathLike, model: nn.Module, state: dict[st
                 os.fsync(handle.fileno())
         fsync_dir(tmp)
         _fault("written", step)
-        aside = None
+        aside_tmp = None
         if final.exists():  # the same step written again (a resumed run that stopped at once)
-            aside = temp_folder(final)
-            os.rename(final, aside / final.name)
+            aside_tmp = temp_folder(final)
+            os.rename(final, aside_tmp / final.name)
         os.rename(tmp, final)  # the commit
         fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+    if aside_tmp is not None:
+        shutil.rmtree(aside_tmp, ignore_errors=True)
     _fault("committed", step)
     settle(final, out_dir)
     return final
