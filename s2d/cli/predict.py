@@ -2,8 +2,18 @@
 
 Inputs are video files, folders (searched recursively for video files) or list files (`.txt`,
 one path a line). Worker processes decode while the model runs on batches (`s2d.predict_many`).
+
 `--output results.jsonl` (or `.csv`) records every video as it finishes; run the same command
 again and the videos already recorded are skipped, so an interrupted run resumes where it stopped.
+What a run with `--output` guarantees (see `s2d.inference.results`):
+
+- one run per results file: the file is locked (`OutputLock`) for the whole run, and a second run
+  on it is refused (exit 2) with a message naming the run that holds it;
+- nothing in the file changes before it is known to be a results file of this model (its name and
+  weights' sha256), this `--topk` and this record schema: any other file is refused, untouched;
+- each video is recorded exactly once across an interrupted run and its rerun: a batch is appended
+  and removed from the pending list as one step that Ctrl-C and SIGTERM wait for, and what is
+  pending when the run stops (Ctrl-C: exit 130) is appended on the way out.
 
 Bad files do not stop the run: each is reported as it fails (and recorded with its reason) and
 summarised at the end, and the exit status is 1 if any failed.
@@ -69,7 +79,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="append one record per video to FILE (.jsonl or .csv) as it finishes; videos already "
                              "in FILE are skipped, so running again resumes an interrupted run")
     parser.add_argument("--retry-failed", action="store_true",
-                        help="with --output: try again the videos recorded there as failed (their records are replaced)")
+                        help="with --output: try again the videos recorded there as failed (their records are "
+                             "replaced)")
     parser.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                         help="videos per forward pass (default: 1 on CPU, 16 on CUDA)")
     parser.add_argument("--workers", type=non_negative_int, default=None, metavar="W",
@@ -83,7 +94,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vis", metavar="DIR", help="write <video>.png and <video>.gif showing the sampled regions")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--untrained", action="store_true",
-                        help="use randomly initialised weights (also the fallback for a model with no published weights)")
+                        help="use randomly initialised weights (also the fallback for a model with no published "
+                             "weights)")
 
 
 def load_model(name: str, device: str, untrained: bool):
@@ -105,15 +117,34 @@ def load_model(name: str, device: str, untrained: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from s2d.inference.batch_predict import find_videos, predict_many
-    from s2d.inference.results import ResultsFile, path_key
+    from s2d.inference.results import results_format
+    from s2d.io.files import OutputBusyError, OutputLock
 
     if args.retry_failed and not args.output:
         print("error: --retry-failed needs --output (the file that records the failures)", file=sys.stderr)
         return 2
+    if not args.output:
+        return collect(args)
+    try:  # one run per results file, for the whole run: two would record the same videos twice
+        results_format(args.output)
+        lock = OutputLock(args.output, what="results file").acquire()
+    except (ValueError, OutputBusyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
+        return collect(args)
+    finally:
+        lock.release()
+
+
+def collect(args: argparse.Namespace) -> int:
+    """The run itself (the results file, if any, locked by the caller): every check, then predictions."""
+    from tqdm import tqdm
+
+    from s2d.inference.batch_predict import find_videos, predict_many
+    from s2d.inference.results import ResultsFile, model_identity, path_key
+
+    try:  # read and checked; nothing in it changes before the model is known to be the one that wrote it
         results = ResultsFile(args.output, topk=args.topk) if args.output else None
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -122,34 +153,34 @@ def run(args: argparse.Namespace) -> int:
     if not videos:
         print(f"error: no video files in {', '.join(args.videos)}", file=sys.stderr)
         return 2
-    skipped = 0
-    if results is not None:
+    try:
+        model = load_model(args.model, args.device, args.untrained)
+        if results is not None:
+            results.check_model(model_identity(model, args.model))
+    except Exception as err:  # unknown name, no weights, offline, another model's results: the error says what to do
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.vis and model.config.kind != "s2dnet":
+        print(f"error: --vis draws where an S2DNet looked; {args.model} is a {model.config.kind} model "
+              "that samples no detail", file=sys.stderr)
+        return 2
+    total = len(videos)
+    if results is not None:  # the videos recorded (less the failures to retry) are skipped
+        done = results.done() - (results.failed() if args.retry_failed else set())
+        videos = [v for v in videos if path_key(v) not in done]
+    stems = picture_stems(videos)
+    problem = check_vis(args.vis, stems) if args.vis else None
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if results is not None:  # every check passed: only now may the results file change
         if args.retry_failed:
             results.forget_failures()
-        done = results.done()
-        todo = [v for v in videos if path_key(v) not in done]
-        skipped = len(videos) - len(todo)
-        if skipped:
-            print(f"{args.output}: {skipped} of {len(videos)} videos already recorded, skipped", file=sys.stderr)
-        videos = todo
+        if total > len(videos):
+            print(f"{args.output}: {total - len(videos)} of {total} videos already recorded, skipped", file=sys.stderr)
         if not videos:
             print(f"{args.output}: every video is already recorded; nothing to do", file=sys.stderr)
             return 0
-    try:
-        model = load_model(args.model, args.device, args.untrained)
-    except Exception as err:  # unknown name, no weights, offline: the error says what to do
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    stems = picture_stems(videos)
-    if args.vis:
-        if model.config.kind != "s2dnet":
-            print(f"error: --vis draws where an S2DNet looked; {args.model} is a {model.config.kind} model "
-                  "that samples no detail", file=sys.stderr)
-            return 2
-        problem = check_vis(args.vis, stems)
-        if problem:
-            print(f"error: {problem}", file=sys.stderr)
-            return 2
     if not getattr(model, "pretrained", False):
         why = "--untrained" if args.untrained else f"{args.model!r} has no published weights"
         print(f"warning: untrained weights ({why}) - the labels below are meaningless", file=sys.stderr)
@@ -158,17 +189,16 @@ def run(args: argparse.Namespace) -> int:
     preds = predict_many(model, videos, topk=args.topk, batch_size=args.batch_size, workers=args.workers,
                          device=args.device, optimize=args.optimize, backend=args.decoder, keep_detail=keep_detail,
                          progress=len(videos) > 1)
-    pending: list[dict] = []
+    pending: list[dict] = []  # finished, not yet in the results file
     try:
         for pred, stem in zip(preds, stems):
             if results is not None:
                 pending.append(pred.to_dict())
                 if len(pending) >= (args.batch_size or 1):
-                    results.append(pending)
-                    pending = []
+                    record(results, pending)
             if pred.error is not None:
                 failures.append((pred.path, pred.error))
-                tqdm.write(f"skipped {pred.path}: {pred.error}", file=sys.stderr)
+                tqdm.write(f"skipped {shown(pred.path)}: {pred.error}", file=sys.stderr)
                 continue
             if args.json:
                 print(json.dumps(pred.to_dict()), flush=True)
@@ -177,22 +207,39 @@ def run(args: argparse.Namespace) -> int:
             if keep_detail:
                 from s2d.inference.viz import save_visualisation
                 for p in save_visualisation(pred, model.config, args.vis, stem=stem):
-                    print(f"  wrote {p}", file=sys.stderr if args.json else sys.stdout)
+                    print(f"  wrote {shown(p)}", file=sys.stderr if args.json else sys.stdout)
     finally:  # Ctrl-C or a crash: what finished is on disk, the next run picks up from there
-        if results is not None:
-            results.append(pending)
+        if results is not None and pending:
+            record(results, pending)
     if results is not None:
         print(f"{args.output}: {len(videos)} videos recorded ({len(failures)} failed)", file=sys.stderr)
     if failures:
         print(f"{len(failures)} of {len(videos)} videos failed:", file=sys.stderr)
         for path, reason in failures:
-            print(f"  {path}: {reason}", file=sys.stderr)
+            print(f"  {shown(path)}: {reason}", file=sys.stderr)
         return 1
     return 0
 
 
+def record(results, pending: list[dict]) -> None:
+    """Append `pending` to `results` and empty it, as one step that Ctrl-C waits for: a record leaves
+    `pending` exactly when it is in the file, so the `finally` above never writes it twice."""
+    from s2d.io.files import deferred_signals
+
+    with deferred_signals():
+        results.append(pending)
+        pending.clear()
+
+
+def shown(path: str | os.PathLike) -> str:
+    """`path` for a terminal line: undecodable bytes and line breaks as escapes (printing the raw
+    name would fail, or split the line)."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return text.replace("\n", "\\n").replace("\r", "\\r")
+
+
 def _print(pred) -> None:
-    print(f"{pred.path}  ({pred.num_frames} frames)")
+    print(f"{shown(pred.path)}  ({pred.num_frames} frames)")
     if pred.synopsis:
         print("  synopsis: " + ", ".join(f"{n} ({p:.3f})" for n, p in pred.synopsis))
     for name, p in pred.labels:

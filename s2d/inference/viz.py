@@ -15,6 +15,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from s2d.inference.predict import Prediction
+from s2d.io.files import atomic_write
 from s2d.models.sampler import sampled_box
 from s2d_kernels.sampler import RawSampling, filterbanks
 
@@ -71,7 +72,8 @@ def _short(name: str, n: int = 42) -> str:
 
 def _header_lines(pred: Prediction) -> list[str]:
     name = os.path.basename(pred.path) if pred.path else "clip"
-    lines = [f"{name}  ({pred.num_frames} frames read)" + ("" if pred.pretrained else "  -  UNTRAINED WEIGHTS: labels are meaningless")]
+    untrained = "" if pred.pretrained else "  -  UNTRAINED WEIGHTS: labels are meaningless"
+    lines = [f"{name}  ({pred.num_frames} frames read)" + untrained]
     if pred.synopsis:
         lines.append("synopsis top-k: " + " | ".join(f"{_short(n)} {p:.2f}" for n, p in pred.synopsis))
     lines.append("prediction:     " + " | ".join(f"{_short(n)} {p:.2f}" for n, p in pred.labels))
@@ -130,7 +132,8 @@ def contact_sheet(pred: Prediction, config) -> Image.Image:
     wmax = max(float(weights.max()), 1e-6)
     for t in range(T):
         h = (strip_h - 22) * float(weights[t]) / wmax
-        d.rectangle([pad + t * bw, top + strip_h - 10 - h, pad + (t + 1) * bw - 1, top + strip_h - 10], fill=(120, 160, 220))
+        d.rectangle([pad + t * bw, top + strip_h - 10 - h, pad + (t + 1) * bw - 1, top + strip_h - 10],
+                    fill=(120, 160, 220))
     for j, (src, _) in enumerate(regions):
         x = pad + (src + 0.5) * bw
         d.line([x, top + strip_h - 8, x, top + strip_h - 2], fill=COLOURS[j % len(COLOURS)], width=2)
@@ -143,7 +146,8 @@ def contact_sheet(pred: Prediction, config) -> Image.Image:
         sheet.paste(_frame_with_box(clip[src], box, colour, scale), (x, y1))
         d.text((x, y1 + THUMB + 1), f"j={j} <- t={src}", fill=colour, font=_font(10))
         sheet.paste(Image.fromarray(vhat[j]).resize((THUMB, THUMB), Image.NEAREST), (x, y2))
-    d.text((pad, y2 + THUMB + 4), "top: dense frames with the sampled regions; bottom: detail frames V^ fed to the detail net",
+    d.text((pad, y2 + THUMB + 4),
+           "top: dense frames with the sampled regions; bottom: detail frames V^ fed to the detail net",
            fill=(160, 160, 160), font=_font(10))
     return sheet
 
@@ -160,22 +164,23 @@ def animation(pred: Prediction, config) -> list[Image.Image]:
         img = Image.new("RGB", (2 * size + 18, size + 24), (24, 24, 24))
         img.paste(_frame_with_box(clip[src], box, COLOURS[j % len(COLOURS)], scale), (6, 6))
         img.paste(Image.fromarray(vhat[j]).resize((size, size), Image.NEAREST), (size + 12, 6))
-        ImageDraw.Draw(img).text((6, size + 8), f"detail frame {j} from dense frame {src}", fill=(230, 230, 230), font=_font(11))
+        ImageDraw.Draw(img).text((6, size + 8), f"detail frame {j} from dense frame {src}", fill=(230, 230, 230),
+                                 font=_font(11))
         frames.append(img)
     return frames
 
 
 def save_visualisation(pred: Prediction, config, out_dir: str | os.PathLike, stem: str | None = None) -> list[Path]:
     """Write `<stem>.png` (contact sheet) and `<stem>.gif` into `out_dir`; returns their paths.
-    Files are written under a temporary name and renamed, so no half-written picture is left."""
+    Each is written through `atomic_write` (an exclusive temporary file renamed into place), so no
+    half-written picture is left and no file planted beside them is written through."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem or (Path(pred.path).stem if pred.path else "clip")
     png, gif = out_dir / f"{stem}.png", out_dir / f"{stem}.gif"
-    tmp_png, tmp_gif = png.with_suffix(".png.part"), gif.with_suffix(".gif.part")
-    contact_sheet(pred, config).save(tmp_png, format="PNG")
+    sheet = contact_sheet(pred, config)
     frames = animation(pred, config)
-    frames[0].save(tmp_gif, format="GIF", save_all=True, append_images=frames[1:], duration=400, loop=0)
-    os.replace(tmp_png, png)
-    os.replace(tmp_gif, gif)
+    atomic_write(png, lambda tmp: sheet.save(tmp, format="PNG"))
+    atomic_write(gif, lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                                                 duration=400, loop=0))
     return [png, gif]

@@ -157,7 +157,7 @@ def test_resume_after_an_interruption_without_duplicates(collection, tmp_path, m
     if suffix == ".csv":
         rows = list(csv.DictReader(out.open()))
         assert list(rows[0]) == ["path", "error", "num_frames", "label_1", "prob_1", "label_2", "prob_2",
-                                 "label_3", "prob_3"]
+                                 "label_3", "prob_3", "model"]
         assert len(rows) == len(all_videos)
         with pytest.raises(ValueError, match="--topk"):
             ResultsFile(out, topk=5)

@@ -22,6 +22,8 @@ PACKAGES = [ROOT / "s2d", ROOT / "kernels"]
 #: `module:function` -> why its write calls are safe without a temporary.
 REVIEWED = {
     "s2d/io/files.py:*": "the module that makes the exclusive temporaries and renames them into place",
+    "s2d/inference/results.py:append": "appends whole, checked records to the results file it has read "
+                                       "(O_APPEND | O_NOFOLLOW, under the run's OutputLock)",
     "s2d/train/metrics.py:_append": "appends to the run's own metrics logs, opened O_APPEND | O_NOFOLLOW",
     "s2d/bench/decode.py:encode_video": "writes only into the private folder of a tempfile.TemporaryDirectory",
 }

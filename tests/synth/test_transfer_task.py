@@ -226,5 +226,6 @@ def test_data_synth_command_writes_counts_and_never_overwrites(tmp_path, capsys)
     assert main(["data", "synth", str(out), "--task", "benchmark", "--split", "test", "--clips", "1",
                  "--seed", "3", "--start", "2"]) == 0
     assert len(list(out.glob("*/*.mp4"))) == 3
-    assert main(["data", "synth", str(out), "--clips", "0"]) == 2
-    assert "--clips must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # argparse's usage error
+        main(["data", "synth", str(out), "--clips", "0"])
+    assert usage.value.code == 2 and "--clips: expected an integer >= 1, got 0" in capsys.readouterr().err
