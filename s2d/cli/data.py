@@ -11,30 +11,10 @@ replaces a file: exit status 2, naming the file, when one of those it would writ
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 
-from s2d.cli.predict import int_at_least
-
-
-def positive_seconds(text: str) -> float:
-    """argparse type: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text}")
-    return value
-
-
-def seed(text: str) -> int:
-    """argparse type: a data seed in [0, 2**32-1]."""
-    value = int_at_least(0)(text)
-    if value > 2**32 - 1:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32-1], got {value}")
-    return value
+from s2d.cli.args import int_at_least, positive_seconds, seed
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from s2d.cli.predict import int_at_least
+from s2d.cli.args import int_at_least
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:

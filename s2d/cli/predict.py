@@ -26,21 +26,7 @@ import os
 import sys
 from pathlib import Path
 
-
-def int_at_least(minimum: int):
-    """argparse type: an integer >= `minimum` (argparse turns the error into a usage error, exit 2)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
-        return value
-    return parse
-
-
-positive_int, non_negative_int = int_at_least(1), int_at_least(0)
+from s2d.cli.args import non_negative_int, positive_int
 
 
 def picture_stems(videos: list[str]) -> list[str]:
