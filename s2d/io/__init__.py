@@ -12,7 +12,9 @@ Modules, each importing only those above it:
 - `limits`: `VideoError`, the size and time limits, file checks;
 - `spec`: `ClipSpec`, `Clip`, `VideoInfo`, frame selection (`clip_indices`), resizing and cropping;
 - `pyav_decoder`, `decord_decoder`, `torchcodec_decoder`: one decoder each;
-- `reader`: `read_clip` and `probe`, which pick the decoder.
+- `reader`: `read_clip` and `probe`, which pick the decoder;
+- `walk`: finding video files in folders (links followed once, unreadable folders reported);
+- `isolate`: calling a decoder in child processes, so that its crash fails one item, not the run.
 """
 from __future__ import annotations
 

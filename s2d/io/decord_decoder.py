@@ -2,7 +2,8 @@
 
 decord's native calls cannot be interrupted, so each runs under the read's `Deadline` in a
 thread that is abandoned on timeout. When decord cannot handle a file it raises
-`DecordFailed`, and `backend="auto"` falls back to PyAV.
+`DecordFailed`, and `backend="auto"` falls back to PyAV. decord turns frames upright itself
+(it applies a 180° display rotation and fails on 90° and 270°, which then go to PyAV).
 """
 from __future__ import annotations
 

@@ -20,6 +20,8 @@ DEFAULT_MAX_PIXELS = 8192 * 8192
 DEFAULT_MAX_FRAMES = 500_000
 #: Wall-clock limit, in seconds, on opening and decoding one video.
 DEFAULT_TIMEOUT_S = 120.0
+#: Frames whose long side exceeds this many times their short side are refused as absurd.
+MAX_ASPECT_RATIO = 4096
 
 _T = TypeVar("_T")
 

@@ -2,10 +2,12 @@
 
 PyAV decodes from the start of the stream, so reading late frames of long videos is slower than
 with decord, but it reads every format FFmpeg does and stops quietly at damaged data, keeping
-the frames that really decode.
+the frames that really decode. It also checks the header for the other decoders (`header_lie`)
+and turns frames upright as their display rotation says.
 """
 from __future__ import annotations
 
+import os
 import random
 from contextlib import closing
 from dataclasses import dataclass
@@ -14,18 +16,24 @@ from typing import Any, Iterator, Sequence
 import av
 import torch
 
-from s2d.io.limits import Deadline, VideoError, decoder_reason, too_many_frames
+from s2d.io.limits import MAX_ASPECT_RATIO, Deadline, VideoError, decoder_reason, too_many_frames
 from s2d.io.spec import ClipSpec, file_indices, shrink
 
 
 @dataclass
 class Header:
-    """What the container says about its first video stream."""
+    """What the container says about its first video stream, and the size of the file saying it."""
 
     width: int
     height: int
     fps: float
     frames: int  # frame count from the container header, 0 when it does not say
+    duration: float = 0.0  # seconds, 0 when the container does not say
+    file_size: int = 0
+
+    def claimed_frames(self) -> int:
+        """The frames the header promises: its count, or duration x rate when that says more."""
+        return max(self.frames, int(min(self.duration * self.fps, 2.0 ** 62)))
 
 
 def open_container(path: str, deadline: Deadline) -> Any:
@@ -55,15 +63,41 @@ def video_stream(container: Any, path: str) -> Any:
 
 
 def read_header(container: Any, path: str, max_pixels: int) -> Header:
-    """Frame size, rate and count of the video stream, refusing frames over `max_pixels`."""
+    """Frame size, rate, count and duration of the video stream, refusing frames over `max_pixels`
+    or more elongated than `MAX_ASPECT_RATIO`:1."""
     stream = video_stream(container, path)
     width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
     if width <= 0 or height <= 0:
         raise VideoError(path, f"video stream has no valid frame size ({width}x{height})")
     if width * height > max_pixels:
         raise VideoError(path, f"frame size {width}x{height} exceeds the limit of {max_pixels} pixels")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise VideoError(path, f"frame size {width}x{height} is absurdly elongated (at most {MAX_ASPECT_RATIO}:1 "
+                               "is allowed)")
     rate = stream.average_rate or stream.guessed_rate or 0
-    return Header(width, height, float(rate), max(0, int(stream.frames or 0)))
+    if stream.duration and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    else:
+        duration = float(container.duration or 0) / av.time_base
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0
+    return Header(width, height, float(rate), max(0, int(stream.frames or 0)), max(0.0, duration), size)
+
+
+def header_lie(header: Header, path: str, max_frames: int) -> VideoError | None:
+    """The error for a header whose frame count cannot be true, None for a plausible one.
+
+    decord sizes its frame index by the header's claim: a 47 KB mp4 whose `stts` box claims 2^31
+    frames makes it throw `std::bad_alloc` and abort the process. No frame takes less than a byte,
+    so a claim above the file's size is a lie; one above `max_frames` is refused anyway.
+    """
+    claim = header.claimed_frames()
+    if header.file_size and claim > header.file_size:
+        return VideoError(path, f"its header claims {claim} frames in a {header.file_size}-byte file (damaged or "
+                                "hostile; backend='pyav' reads the frames that really exist)")
+    return too_many_frames(path, max_frames) if header.frames > max_frames else None
 
 
 def count_packets(container: Any, stream: Any, path: str, deadline: Deadline, max_frames: int) -> int:
@@ -102,9 +136,27 @@ def decoded_frames(container: Any, stream: Any, deadline: Deadline, max_frames: 
 
 def frame_count(container: Any, header: Header, path: str, deadline: Deadline, max_frames: int) -> int:
     """Header frame count, or the packet count when the header is silent or implausible."""
-    if 0 < header.frames <= max_frames:
+    if header.frames > 0 and header_lie(header, path, max_frames) is None:
         return header.frames
     return count_packets(container, container.streams.video[0], path, deadline, max_frames)
+
+
+def rotation_of(frame: Any) -> int:
+    """The display rotation FFmpeg attaches to a decoded frame (degrees counter-clockwise), 0 if none."""
+    try:
+        return int(getattr(frame, "rotation", 0) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def first_frame_rotation(path: str, deadline: Deadline, max_frames: int) -> int:
+    """The display rotation of the video's first decodable frame (0 when none decodes)."""
+    with open_container(path, deadline) as container:
+        stream = video_stream(container, path)
+        with closing(decoded_frames(container, stream, deadline, max_frames, path)) as frames:
+            for frame in frames:
+                return rotation_of(frame)
+    return 0
 
 
 def gather(path: str, wanted: Sequence[int], deadline: Deadline, max_frames: int,
@@ -124,7 +176,7 @@ def gather(path: str, wanted: Sequence[int], deadline: Deadline, max_frames: int
             for index, frame in enumerate(frames):
                 decoded = index + 1
                 if index in targets:
-                    found[index] = shrink(frame.to_ndarray(format="rgb24"), short_side)
+                    found[index] = shrink(frame.to_ndarray(format="rgb24"), short_side, rotation_of(frame))
                 if index >= last:
                     break
     return found, decoded

@@ -2,7 +2,8 @@
 
 `backend="auto"` uses decord when it is installed, else torchcodec when it can decode here
 (decord has no wheels for Python >= 3.12), and PyAV when neither can read the file, so a
-damaged file still yields the frames that really decode.
+damaged file still yields the frames that really decode. A header whose frame count cannot be
+true goes to PyAV only: decord sizes its index by that count and aborts the process on a lie.
 """
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ import s2d.io.limits as limits
 from s2d.io.decord_decoder import DecordFailed, decord_available, open_reader
 from s2d.io.decord_decoder import read_frames as decord_read_frames
 from s2d.io.limits import DEFAULT_TIMEOUT_S, Deadline, VideoError, check_file, too_many_frames
-from s2d.io.pyav_decoder import decoded_frames, frame_count, open_container, read_header
+from s2d.io.pyav_decoder import decoded_frames, frame_count, header_lie, open_container
 from s2d.io.pyav_decoder import read_frames as pyav_read_frames
+from s2d.io.pyav_decoder import read_header
 from s2d.io.spec import Clip, ClipSpec, VideoInfo, crop
-from s2d.io.torchcodec_decoder import TorchCodecFailed, torchcodec_available
+from s2d.io.torchcodec_decoder import TorchCodecFailed
 from s2d.io.torchcodec_decoder import read_frames as torchcodec_read_frames
+from s2d.io.torchcodec_decoder import torchcodec_available
 
 Backend = Literal["auto", "decord", "torchcodec", "pyav"]
 BACKENDS = ("auto", "decord", "torchcodec", "pyav")
@@ -52,7 +55,9 @@ def read_clip(path: str | os.PathLike, spec: ClipSpec, *, backend: Backend = "au
 
     Frames are picked by `clip_indices`, resized (short side to `spec.short_side`, bilinear with
     antialiasing), cropped to `spec.crop_size` squares and returned as uint8 RGB whatever the
-    source pixel format (grayscale included). The same call returns identical bytes; random
+    source pixel format (grayscale included), turned upright as the stream's display rotation
+    says (phone videos); frames more elongated than 4:1 are first cut to their centred 4:1 part,
+    so memory follows the clip, not the source width. The same call returns identical bytes; random
     choices (stride start, random crop) come from `rng`, or from Python's global `random` when
     `rng` is None (which DataLoader seeds differently in every worker).
 
@@ -77,7 +82,12 @@ def read_clip(path: str | os.PathLike, spec: ClipSpec, *, backend: Backend = "au
 
     frames: torch.Tensor | None = None  # the distinct frames, already resized
     decoder_error = None
-    if chosen != "pyav":
+    lie = header_lie(header, path, max_frames)
+    if chosen != "pyav" and lie is not None:  # never hand a lying header to a decoder that trusts it
+        if backend == chosen:
+            raise lie
+        decoder_error = f"{chosen}: not given the file ({lie.reason})"
+    elif chosen != "pyav":
         read_frames = decord_read_frames if chosen == "decord" else torchcodec_read_frames
         try:
             frames, indices, distinct, n, fps = read_frames(path, spec, rng, deadline, max_frames)
@@ -132,7 +142,10 @@ def probe(path: str | os.PathLike, *, backend: Backend = "auto", decode: bool = 
             if count == 0:
                 raise VideoError(path, "no frame could be decoded")
             return VideoInfo(count, header.fps, header.width, header.height, "pyav")
-        if chosen == "decord":
+        lie = header_lie(header, path, max_frames)
+        if chosen == "decord" and lie is not None and backend == "decord":
+            raise lie
+        if chosen == "decord" and lie is None:
             try:
                 _, count, fps = open_reader(path, deadline)
                 if count > 0:

@@ -11,6 +11,10 @@ import torch.nn.functional as F
 
 from s2d.io.limits import VideoError, too_many_frames
 
+#: Frames more elongated than this (long side over short side) are cut to their centred part of this
+#: shape before resizing: the clip's crop lies inside it, and memory follows the clip, not the width.
+KEEP_RATIO = 4
+
 #: File extensions treated as videos when scanning folders.
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
 
@@ -28,7 +32,9 @@ class ClipSpec:
     - `crop`: `"center"` or `"random"` (the crop offset is drawn at random, training).
 
     Random choices use the `rng` given to `read_clip` (or Python's global `random` when none is
-    given); uniform sampling with a centre crop never draws anything.
+    given); uniform sampling with a centre crop never draws anything. Frames more elongated than
+    `KEEP_RATIO`:1 are first cut to their centred part of that shape, so a random crop of such a
+    video falls inside that part.
     """
 
     num_frames: int
@@ -161,9 +167,31 @@ def resize(frames: torch.Tensor, short_side: int) -> torch.Tensor:
     return x.permute(0, 2, 3, 1)
 
 
-def shrink(frame: np.ndarray, short_side: int) -> torch.Tensor:
-    """One decoded `[H, W, 3]` frame resized at once, so only one full-size frame is ever held."""
-    return resize(torch.from_numpy(np.ascontiguousarray(frame))[None], short_side)[0].contiguous()
+def upright(frame: np.ndarray, rotation: int) -> np.ndarray:
+    """A `[H, W, 3]` frame turned as its display rotation says (degrees counter-clockwise, as FFmpeg's
+    display matrix gives it; multiples of 90), without copying."""
+    turns = round(rotation / 90) % 4
+    return np.rot90(frame, turns) if turns else frame
+
+
+def usable_part(frame: np.ndarray) -> np.ndarray:
+    """The part of a `[H, W, 3]` frame a clip can use: all of it up to `KEEP_RATIO`:1, else its centred
+    part of that shape (a view), so resizing never builds a frame wider than the clip needs."""
+    h, w = frame.shape[:2]
+    if w > KEEP_RATIO * h:
+        left = (w - KEEP_RATIO * h) // 2
+        return frame[:, left:left + KEEP_RATIO * h]
+    if h > KEEP_RATIO * w:
+        top = (h - KEEP_RATIO * w) // 2
+        return frame[top:top + KEEP_RATIO * w]
+    return frame
+
+
+def shrink(frame: np.ndarray, short_side: int, rotation: int = 0) -> torch.Tensor:
+    """One decoded `[H, W, 3]` frame turned upright (`rotation`), cut to its usable part and resized at
+    once, so only one full-size frame is ever held and the resized one is bounded by the clip."""
+    part = usable_part(upright(frame, rotation))
+    return resize(torch.from_numpy(np.ascontiguousarray(part))[None], short_side)[0].contiguous()
 
 
 def crop(frames: torch.Tensor, spec: ClipSpec, rng: random.Random | None) -> torch.Tensor:

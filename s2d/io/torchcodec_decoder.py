@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from s2d.io.limits import Deadline, run_native
+from s2d.io.pyav_decoder import first_frame_rotation
 from s2d.io.spec import ClipSpec, frame_plan, shrink
 
 #: Frames decoded per call: a bound on the full-resolution frames held at once.
@@ -71,6 +72,8 @@ def read_frames(path: str, spec: ClipSpec, rng: random.Random | None, deadline: 
     """The clip's distinct frames (resized), its indices, distinct count, the video's frame count and fps."""
     decoder, n, fps = open_decoder(path, deadline)
     indices, distinct, unique = frame_plan(path, n, spec, rng, max_frames, TorchCodecFailed, "torchcodec")
+    # torchcodec >= 0.11 turns frames upright itself and says so with `metadata.rotation`; older ones do not.
+    rotation = 0 if hasattr(decoder.metadata, "rotation") else first_frame_rotation(path, deadline, max_frames)
 
     def decode() -> torch.Tensor:
         shrunk = []
@@ -78,7 +81,7 @@ def read_frames(path: str, spec: ClipSpec, rng: random.Random | None, deadline: 
             frames = decoder.get_frames_at(unique[start:start + CHUNK]).data  # uint8 [k, H, W, 3]
             if frames.dim() != 4 or frames.shape[-1] != 3:
                 raise TorchCodecFailed(f"torchcodec returned frames of shape {tuple(frames.shape)}")
-            shrunk += [shrink(frame.numpy(), spec.short_side) for frame in frames]
+            shrunk += [shrink(frame.numpy(), spec.short_side, rotation) for frame in frames]
             deadline.check()
         return torch.stack(shrunk)
 
