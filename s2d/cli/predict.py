@@ -135,7 +135,10 @@ def collect(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    videos = find_videos(args.videos)
+    unreadable: list[tuple[str, str]] = []  # folders the walk could not read: reported, and the exit status is 1
+    videos = find_videos(args.videos, errors=unreadable)
+    for folder, reason in unreadable:
+        print(f"warning: {shown(folder)}: cannot be read ({reason}); its videos are not predicted", file=sys.stderr)
     if not videos:
         print(f"error: no video files in {', '.join(args.videos)}", file=sys.stderr)
         return 2
@@ -166,7 +169,7 @@ def collect(args: argparse.Namespace) -> int:
             print(f"{args.output}: {total - len(videos)} of {total} videos already recorded, skipped", file=sys.stderr)
         if not videos:
             print(f"{args.output}: every video is already recorded; nothing to do", file=sys.stderr)
-            return 0
+            return 1 if unreadable else 0
     if not getattr(model, "pretrained", False):
         why = "--untrained" if args.untrained else f"{args.model!r} has no published weights"
         print(f"warning: untrained weights ({why}) - the labels below are meaningless", file=sys.stderr)
@@ -203,8 +206,9 @@ def collect(args: argparse.Namespace) -> int:
         print(f"{len(failures)} of {len(videos)} videos failed:", file=sys.stderr)
         for path, reason in failures:
             print(f"  {shown(path)}: {reason}", file=sys.stderr)
-        return 1
-    return 0
+    for folder, reason in unreadable:
+        print(f"{shown(folder)}: cannot be read ({reason}); its videos were not predicted", file=sys.stderr)
+    return 1 if failures or unreadable else 0
 
 
 def record(results, pending: list[dict]) -> None:

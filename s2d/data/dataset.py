@@ -30,9 +30,17 @@ def load_classes(source: ClassesLike) -> list[str]:
     """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save the class list "
+                             "as UTF-8") from None
         if path.suffix.lower() == ".json":
-            return load_classes(json.loads(text))
+            try:
+                return load_classes(json.loads(text))
+            except (json.JSONDecodeError, RecursionError) as err:
+                why = err.msg if isinstance(err, json.JSONDecodeError) else "nested too deeply"
+                raise ValueError(f"{path}: not a JSON class list ({why})") from None
         return [line.strip() for line in text.splitlines() if line.strip()]
     if isinstance(source, Mapping):
         by_index = sorted((int(i), str(name)) for name, i in source.items())

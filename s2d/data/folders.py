@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from s2d.data.dataset import VideoDataset, load_classes
 from s2d.io import VIDEO_EXTENSIONS, ClipSpec
+from s2d.io.walk import walk_files
 
 #: The splits `VideoFolderDataset` cuts from one folder; any other split name reads a whole folder.
 HELD_OUT_SPLITS = ("train", "val")
@@ -65,7 +66,7 @@ def scan_class_folders(root: str | os.PathLike, extensions: Sequence[str] = VIDE
         if not d.is_dir() or d.name.startswith("."):
             return False
         return d.resolve() != excluded or any(os.path.splitext(f)[1].lower() in suffixes
-                                              for _, _, files in os.walk(d) for f in files)
+                                              for f in walk_files(str(d), None, hidden=False))
 
     classes = sorted(d.name for d in root.iterdir() if is_class(d))
     bad = [name for name in classes if bad_class_name(name)]
@@ -75,15 +76,12 @@ def scan_class_folders(root: str | os.PathLike, extensions: Sequence[str] = VIDE
                          "or a leading '#', which list files read as a comment); rename the folder(s)")
     videos: list[tuple[str, int]] = []
     ignored: list[str] = []
-    for label, name in enumerate(classes):
-        for dirpath, dirnames, filenames in os.walk(root / name):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for filename in sorted(filenames):
-                if filename.startswith("."):
-                    continue
-                rel = Path(dirpath, filename).relative_to(root).as_posix()
-                (videos.append((rel, label)) if os.path.splitext(filename)[1].lower() in suffixes
-                 else ignored.append(rel))
+    root_stat = root.stat()
+    read = {(root_stat.st_dev, root_stat.st_ino)}  # shared: a link to ROOT or to another class is not read again
+    for label, name in enumerate(classes):  # links followed once (a loop ends); an unreadable folder is an error
+        for path in walk_files(str(root / name), None, hidden=False, read=read):
+            rel = Path(path).relative_to(root).as_posix()
+            (videos.append((rel, label)) if os.path.splitext(path)[1].lower() in suffixes else ignored.append(rel))
     ignored.extend(sorted(p.name for p in root.iterdir() if p.is_file() and not p.name.startswith(".")))
     return ClassFolders(root, classes, videos, ignored)
 

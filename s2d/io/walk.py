@@ -50,16 +50,19 @@ def _cannot_read(folder: str, err: OSError, errors: WalkErrors | None) -> None:
     errors.append((folder, reason))
 
 
-def walk_files(folder: str, extensions: Sequence[str], errors: WalkErrors | None = None) -> Iterator[str]:
+def walk_files(folder: str, extensions: Sequence[str] | None, errors: WalkErrors | None = None, *,
+               hidden: bool = True, read: set[tuple[int, int]] | None = None) -> Iterator[str]:
     """Paths under `folder` whose names end in one of `extensions` (any case): a folder's own files
     (sorted) before its sub-folders' (sorted, depth first), as `os.walk` lists them.
 
     Links to folders are followed once: a folder already read (same device and inode) is not read
     again. A folder that cannot be read is appended to `errors` as `(folder, reason)` and the walk
-    goes on; with `errors=None` it raises `ValueError` naming the folder.
+    goes on; with `errors=None` it raises `ValueError` naming the folder. `extensions=None` lists
+    every file; `hidden=False` leaves out files and folders whose names start with a dot. Walks that
+    share a `read` set (the (device, inode) of folders already read) never read a folder twice.
     """
-    wanted = tuple(e.lower() for e in extensions)
-    read: set[tuple[int, int]] = set()
+    wanted = tuple(e.lower() for e in extensions) if extensions is not None else ("",)
+    read = set() if read is None else read
     pending = [folder]
     while pending:
         current = pending.pop()
@@ -75,6 +78,8 @@ def walk_files(folder: str, extensions: Sequence[str], errors: WalkErrors | None
             continue
         folders = []
         for entry in entries:
+            if not hidden and entry.name.startswith("."):
+                continue
             if _is_folder(entry):
                 folders.append(entry.path)
             elif entry.name.lower().endswith(wanted):

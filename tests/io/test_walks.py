@@ -158,3 +158,45 @@ def test_a_stream_gives_the_predictions_of_a_list(tmp_path, videos, model, monke
         assert all(abs(x - y) < 1e-6 for (_, x), (_, y) in zip(a.labels, b.labels))
     single = list(predict_many(model, paths[0], workers=0, topk=3))
     assert [p.path for p in single] == paths[:1] and single[0].labels[0][0] == whole[0].labels[0][0]
+
+
+def test_predict_reports_an_unreadable_folder_and_exits_1(nested, monkeypatch, capsys):
+    """The command predicted what it could read and exited 0, silent about the folder it skipped."""
+    from s2d.cli import main
+
+    model_dir = nested.parent / f"{nested.name}-model"
+    s2d.create("s2dnet-x3d-k400", num_classes=3, labels=None, topk=2, **TINY).save_pretrained(model_dir)
+    _no_read(monkeypatch, nested / "shut")
+    out = nested.parent / f"{nested.name}-results.jsonl"
+    argv = ["predict", str(nested), "--model", str(model_dir), "--workers", "0", "--output", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{nested / 'shut'}: cannot be read (Permission denied); its videos were not predicted" in err
+    assert len(out.read_text().splitlines()) == 2  # ok/1.mp4 and z/3.mp4
+    assert main(argv) == 1  # a rerun: nothing left to do, the folder still unread
+    assert "every video is already recorded" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60, method="signal")
+def test_class_folders_with_a_link_loop_list_each_video_once(tmp_path, videos):
+    from s2d.data.folders import scan_class_folders
+
+    for name in ("a/1.mp4", "b/2.mp4"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        videos.write_video(tmp_path / name, num_frames=4)
+    os.symlink(".", tmp_path / "a" / "again")
+    os.symlink("..", tmp_path / "b" / "up")
+    found = scan_class_folders(tmp_path)
+    assert found.classes == ["a", "b"]
+    assert sorted(found.videos) == [("a/1.mp4", 0), ("b/2.mp4", 1)]
+
+
+def test_a_class_list_that_is_not_utf8_is_named(tmp_path):
+    from s2d.data.dataset import load_classes
+
+    (tmp_path / "classes.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"classes.txt: not UTF-8 text \(byte 3"):
+        load_classes(tmp_path / "classes.txt")
+    (tmp_path / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ValueError, match=r"deep.json: not a JSON class list \(nested too deeply\)"):
+        load_classes(tmp_path / "deep.json")
