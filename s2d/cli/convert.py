@@ -14,6 +14,7 @@ arbitrary unpickling are refused.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def run(args) -> int:
               file=sys.stderr)
         return 2
     out = Path(args.out)
-    taken = [name for name in ("config.json", WEIGHTS_NAME) if (out / name).exists()]
+    taken = [name for name in ("config.json", WEIGHTS_NAME) if os.path.lexists(out / name)]  # a symlink counts
     if out.exists() and not out.is_dir() or taken:
         what = "is a file" if not taken else f"already holds {', '.join(taken)}"
         print(f"s2d convert {args.source}: --out {out} {what}; choose a new or empty folder", file=sys.stderr)

@@ -99,6 +99,7 @@ def _publish(args) -> int:
         return 1
     print(f"{'would upload' if args.dry_run else 'uploaded'} {', '.join(result.files)} to {result.repo_id}")
     print(f"model.safetensors: {result.size:,} bytes, sha256 {result.sha256}")
+    print(f"config.json: sha256 {result.config_sha256}")
     if args.dry_run:
         print("dry run: nothing was uploaded; the index entry gets the commit hash of the real upload")
         return 0

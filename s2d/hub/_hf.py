@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from s2d.hub.errors import HubError, WeightsUnavailableError, ZooError
 from s2d.hub.weights import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, save_weights
+from s2d.io.files import atomic_write_text
 
 if TYPE_CHECKING:
     from torch import nn
@@ -151,11 +152,13 @@ def save_model(model: "nn.Module", save_directory: str | Path, *, config: Any = 
 
     save_directory = Path(save_directory)
     save_directory.mkdir(parents=True, exist_ok=True)
-    (save_directory / CONFIG_NAME).write_text(model.config.to_json() + "\n", encoding="utf-8")
+    # every file is written to an exclusive temporary beside it and renamed into place (s2d.io.files):
+    # nothing planted at a temporary name or at the final one (a symlink) is ever written through
     save_weights(model, save_directory / WEIGHTS_NAME)
+    atomic_write_text(save_directory / CONFIG_NAME, model.config.to_json() + "\n")
     model_card_kwargs = dict(model_card_kwargs or {})
-    if card and not (save_directory / CARD_NAME).exists():
-        ModelCard(model_card(model, **model_card_kwargs)).save(save_directory / CARD_NAME)
+    if card and not os.path.lexists(save_directory / CARD_NAME):
+        atomic_write_text(save_directory / CARD_NAME, str(ModelCard(model_card(model, **model_card_kwargs))))
     if push_to_hub:
         return push_model(model, repo_id or save_directory.name, model_card_kwargs=model_card_kwargs,
                           **push_to_hub_kwargs)

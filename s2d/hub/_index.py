@@ -1,12 +1,15 @@
 """The zoo index: which named models have published weights, where, and their checksums.
 
 Each entry maps a model name to its Hub repo id, the pinned revision (a commit hash, so a later
-push to the repo never changes what a name loads), and the sha256 and byte size of its
-`model.safetensors`, verified after every download. A *bundled* entry has no repo: its weights
-ship with the package in its zoo folder (`zoo/<name>/`, installed as `s2d_zoo`; small models, such as the synthetic benchmark's) and
-are verified against the same sha256 and size when loaded. A model without an entry has no
-published weights yet. The index ships as `s2d/hub/zoo_index.json`; `S2D_ZOO_INDEX=/path/index.json` replaces
-it (a private zoo, or tests).
+push to the repo never changes what a name loads), the sha256 and byte size of its
+`model.safetensors`, verified after every download, and the sha256 of its `config.json` (the
+normalisation, the sampler's σ and every size the weights were trained with), verified on every
+load: an edited config fails like edited weights. An entry without `config_sha256` (an index
+written before it existed) verifies the weights only, and loading says so. A *bundled* entry has
+no repo: its weights ship with the package in its zoo folder (`zoo/<name>/`, installed as
+`s2d_zoo`; small models, such as the synthetic benchmark's) and are verified against the same
+checksums when loaded. A model without an entry has no published weights yet. The index ships as
+`s2d/hub/zoo_index.json`; `S2D_ZOO_INDEX=/path/index.json` replaces it (a private zoo, or tests).
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ import re
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
+
+from s2d.io.files import atomic_write_text
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -29,6 +34,7 @@ class ZooEntry:
     revision: str | None
     sha256: str
     size: int
+    config_sha256: str | None = None  # sha256 of config.json's bytes (None: only the weights are verified)
 
     @property
     def bundled(self) -> bool:
@@ -48,7 +54,11 @@ class ZooEntry:
         if not isinstance(self.sha256, str) or not _SHA256.match(self.sha256):
             raise ValueError(f"zoo index: sha256 of {who} must be 64 lowercase hex digits, "
                              f"got {self.sha256!r}")
-        if not isinstance(self.size, int) or self.size <= 0:
+        if self.config_sha256 is not None and not (isinstance(self.config_sha256, str)
+                                                   and _SHA256.match(self.config_sha256)):
+            raise ValueError(f"zoo index: config_sha256 of {who} must be null or 64 lowercase hex digits, "
+                             f"got {self.config_sha256!r}")
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size <= 0:
             raise ValueError(f"zoo index: size of {who} must be a positive byte count, got {self.size!r}")
 
     def to_dict(self) -> dict:
@@ -65,7 +75,7 @@ def index_path() -> Path | None:
 
 
 def load_index() -> dict[str, ZooEntry]:
-    """Read the index (`{name: {repo_id, revision, sha256, size}}`); missing file = empty index."""
+    """Read the index (`{name: {repo_id, revision, sha256, size, config_sha256}}`); missing file = empty index."""
     path = index_path()
     if path is None or not path.is_file():
         return {}
@@ -91,5 +101,5 @@ def record_entry(name: str, entry: ZooEntry, path: str | Path | None = None) -> 
         data = json.loads(path.read_text(encoding="utf-8") or "{}")
         entries = {n: ZooEntry(**e) for n, e in data.items()}
     entries[name] = entry
-    path.write_text(format_index(entries), encoding="utf-8")
+    atomic_write_text(path, format_index(entries))
     return path

@@ -11,7 +11,12 @@ Accepted references:
 - **`hf-hub:org/repo[@revision]`**: any s2d model repo on the Hub (checked against the index when
   the repo and revision are the ones it pins).
 - a **local folder** holding `config.json` + `model.safetensors` (what `model.save_pretrained(dir)`
-  or `hf download <repo> --local-dir DIR` leaves); `local-dir:DIR` forces this reading.
+  or `hf download <repo> --local-dir DIR` leaves); `local-dir:DIR` forces this reading. A folder named
+  like a zoo model wins over the zoo model, with a logged notice naming both; `zoo:NAME` forces the zoo.
+
+A zoo model's `config.json` (its folder's, or the Hub repo's at the pinned revision) is checked
+against the index's `config_sha256` too: the weights compute what they were trained for only with the
+config they were trained with.
 
 Nothing here builds a model: `s2d.load` builds one from the located config (`s2d.hub.builder`), and
 `Model.from_pretrained` builds its own class.
@@ -19,6 +24,7 @@ Nothing here builds a model: `s2d.load` builds one from the located config (`s2d
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -30,14 +36,17 @@ import torch
 
 from s2d.hub._hf import download_command, hub_file
 from s2d.hub._index import ZooEntry, load_index
-from s2d.hub.errors import NoWeightsError, UnknownModelError, WeightsUnavailableError, ZooError
+from s2d.hub.cards import render_config
+from s2d.hub.errors import ChecksumError, NoWeightsError, UnknownModelError, WeightsUnavailableError, ZooError
 from s2d.hub.registry import MODELS, get_config
-from s2d.hub.weights import CONFIG_NAME, WEIGHTS_NAME, config_from_file, load_file_into, read_config
+from s2d.hub.weights import CONFIG_NAME, WEIGHTS_NAME, config_from_file, load_file_into, read_config, sha256_bytes
 
 if TYPE_CHECKING:
     from torch import nn
 
     from s2d.models.config import BaselineConfig, S2DConfig
+
+logger = logging.getLogger(__name__)
 
 #: Environment variable that points `zoo_dir()` somewhere else than the installed zoo folders.
 ZOO_DIR_ENV = "S2D_ZOO_DIR"
@@ -67,14 +76,18 @@ def known_names() -> list[str]:
 class WeightsSource:
     """Where a loaded model's weights came from (`model.weights_source`)."""
 
-    kind: str  # "local" (a folder), "zoo" (zoo/<name>/), "hub" (Hugging Face cache / download), "bundled" (shipped in the zoo folder, missing)
+    #: "local" (a folder), "zoo" (zoo/<name>/), "hub" (Hugging Face cache / download), "bundled" (shipped in the
+    #: zoo folder, missing)
+    kind: str
     name: str | None = None  # zoo name, when loaded by name
     path: str | None = None  # the weights file (or folder, before loading)
     repo_id: str | None = None
     revision: str | None = None
     sha256: str | None = None  # the sha256 the zoo index records (None: not published under a name)
     size: int | None = None
-    verified: bool = False  # the file matched the zoo index
+    verified: bool = False  # the weights file matched the zoo index
+    config_sha256: str | None = None  # the config.json sha256 the zoo index records (None: not recorded)
+    config_verified: bool = False  # config.json matched the zoo index (False: unchecked, see config_sha256)
     commit: str | None = None  # the Hub commit the revision resolved to (Hub downloads)
     reinitialised: list[str] | None = None  # loaded onto new classes: the parameters that start fresh
 
@@ -110,9 +123,10 @@ def _entry_for_repo(repo_id: str, revision: str) -> tuple[str | None, ZooEntry |
 def resolve(name_or_path: str | os.PathLike, revision: str | None = None) -> WeightsSource:
     """Decide where `name_or_path` loads from, without touching the network or reading weights.
 
-    Order: explicit `local-dir:` / `hf-hub:` prefixes; an existing folder (unless it is a bare zoo
-    name whose folder holds no weights); a zoo name (its `zoo/<name>/` weights when present and
-    `revision` is the pinned one, else its Hub repo); otherwise `UnknownModelError`.
+    Order: explicit `local-dir:` / `zoo:` / `hf-hub:` prefixes; an existing folder (unless it is a bare
+    zoo name whose folder holds no weights; a folder that shadows a zoo name is logged); a zoo name (its
+    `zoo/<name>/` weights when present and `revision` is the pinned one, else its Hub repo); otherwise
+    `UnknownModelError`.
     """
     if isinstance(name_or_path, os.PathLike):
         return WeightsSource("local", path=str(Path(name_or_path)))
@@ -121,35 +135,30 @@ def resolve(name_or_path: str | os.PathLike, revision: str | None = None) -> Wei
     spec = name_or_path
     if spec.startswith("local-dir:"):
         return WeightsSource("local", path=spec[len("local-dir:"):])
+    if spec.startswith("zoo:"):
+        name = spec[len("zoo:"):]
+        if name not in known_names():
+            raise UnknownModelError(f"{spec!r}: {name!r} is not a zoo model; known: {', '.join(known_names())}")
+        return _resolve_name(name, revision)
     if spec.startswith("hf-hub:"):
         repo_id, rev = parse_hub_spec(spec)
         if rev and revision and rev != revision:
             raise ZooError(f"{spec!r} names revision {rev!r} but revision={revision!r} was passed; give one")
         rev = rev or revision  # None: the repo's main branch, checked after download if the index pins it
         name, entry = _entry_for_repo(repo_id, rev) if rev else (None, None)
-        return WeightsSource("hub", name=name, repo_id=repo_id, revision=rev,
-                             sha256=entry.sha256 if entry else None, size=entry.size if entry else None)
+        return WeightsSource("hub", name=name, repo_id=repo_id, revision=rev, sha256=entry.sha256 if entry else None,
+                             size=entry.size if entry else None, config_sha256=entry.config_sha256 if entry else None)
     names = known_names()
     is_name = spec in names
     if os.path.isdir(spec) and not (is_name and not (Path(spec) / WEIGHTS_NAME).is_file()):
-        return WeightsSource("local", path=spec)
+        if not is_name:
+            return WeightsSource("local", path=spec)
+        if Path(spec).resolve() != (zoo_dir() / spec).resolve():  # not the zoo folder itself (run from zoo/)
+            logger.warning("loading the local folder ./%s, not the zoo model %s; pass zoo:%s for the zoo model, or "
+                           "./%s to load the folder without this notice", spec, spec, spec, spec)
+            return WeightsSource("local", path=spec)
     if is_name:
-        entry = load_index().get(spec)
-        pinned = revision is None or (entry is not None and revision == entry.revision)
-        local = zoo_dir() / spec / WEIGHTS_NAME
-        if pinned and local.is_file():
-            return WeightsSource("zoo", name=spec, path=str(local), repo_id=entry.repo_id if entry else None,
-                                 revision=entry.revision if entry else None, sha256=entry.sha256 if entry else None,
-                                 size=entry.size if entry else None)
-        if entry is None:
-            return WeightsSource("hub", name=spec, revision=revision)  # no repo: pretrained loading refuses
-        if entry.bundled:
-            if revision is not None:
-                raise ZooError(f"{spec!r} ships with s2d (its zoo folder {spec}/), it has no Hub revisions; "
-                               f"got revision={revision!r}")
-            return WeightsSource("bundled", name=spec, path=str(local), sha256=entry.sha256, size=entry.size)
-        return WeightsSource("hub", name=spec, repo_id=entry.repo_id, revision=revision or entry.revision,
-                             sha256=entry.sha256 if pinned else None, size=entry.size if pinned else None)
+        return _resolve_name(spec, revision)
     if os.sep in spec or "/" in spec or spec.startswith((".", "~")):
         if _REPO_ID.match(spec) and not os.path.exists(spec):
             raise UnknownModelError(f"{spec!r} is not a local folder. To load the Hub repo of that name, write "
@@ -162,6 +171,26 @@ def resolve(name_or_path: str | os.PathLike, revision: str | None = None) -> Wei
     hint = f" Did you mean {listed}?" if close else ""
     raise UnknownModelError(f"unknown model {spec!r}.{hint} Known models: {', '.join(names)} "
                             f"(`python -m s2d zoo list`); also accepted: hf-hub:org/repo[@rev] or a folder.")
+
+
+def _resolve_name(name: str, revision: str | None) -> WeightsSource:
+    """A zoo name's source: its `zoo/<name>/` weights when present and `revision` is the pinned one, else
+    its Hub repo (or its bundled file, reported missing when loaded)."""
+    entry = load_index().get(name)
+    pinned = revision is None or (entry is not None and revision == entry.revision)
+    local = zoo_dir() / name / WEIGHTS_NAME
+    checked = dict(sha256=entry.sha256, size=entry.size, config_sha256=entry.config_sha256) if entry and pinned else {}
+    if pinned and local.is_file():
+        return WeightsSource("zoo", name=name, path=str(local), repo_id=entry.repo_id if entry else None,
+                             revision=entry.revision if entry else None, **checked)
+    if entry is None:
+        return WeightsSource("hub", name=name, revision=revision)  # no repo: pretrained loading refuses
+    if entry.bundled:
+        if revision is not None:
+            raise ZooError(f"{name!r} ships with s2d (its zoo folder {name}/), it has no Hub revisions; "
+                           f"got revision={revision!r}")
+        return WeightsSource("bundled", name=name, path=str(local), **checked)
+    return WeightsSource("hub", name=name, repo_id=entry.repo_id, revision=revision or entry.revision, **checked)
 
 
 def _no_weights(name: str) -> NoWeightsError:
@@ -209,11 +238,16 @@ def locate(name_or_path: str | os.PathLike, *, pretrained: bool = True, revision
         return located
     if src.kind in ("zoo", "bundled"):
         folder = Path(src.path).parent
-        config = config_from_file(folder / CONFIG_NAME) if (folder / CONFIG_NAME).is_file() else get_config(src.name)
+        path = folder / CONFIG_NAME
+        config = config_from_file(path) if path.is_file() else get_config(src.name)
         located = Located(config, src)
         if pretrained:
             located.weights = src.path
             located.label, located.fix = _zoo_checks(src, _display_path(folder))
+            # without the file, the registered config is what the weights get: check it as its file would be
+            text = path.read_bytes() if path.is_file() else render_config(config).encode()
+            _verify_config(src, text, path if path.is_file() else f"the registered config of {src.name}",
+                           located.label, located.fix)
         return located
     if src.repo_id is None and pretrained:
         raise _no_weights(src.name)
@@ -237,10 +271,10 @@ def _zoo_checks(src: WeightsSource, local_dir: str) -> tuple[str, str]:
                 f"zoo/{src.name}), or unset ${ZOO_DIR_ENV} if it points elsewhere.")
         return src.name, _RESTORE_BUNDLED
     if src.repo_id:
-        fix = (f"If you put your own weights there, load them by path: s2d.load({local_dir!r}). To restore the "
-               f"published file: {download_command(src.repo_id, src.revision, local_dir)} --force-download")
+        fix = (f"If you put your own weights or config there, load them by path: s2d.load({local_dir!r}). To restore "
+               f"the published file: {download_command(src.repo_id, src.revision, local_dir)} --force-download")
     elif src.sha256:  # bundled with the package
-        fix = (f"If you put your own weights there, load them by path: s2d.load({local_dir!r}). "
+        fix = (f"If you put your own weights or config there, load them by path: s2d.load({local_dir!r}). "
                f"{_RESTORE_BUNDLED}")
     else:
         fix = ""
@@ -258,7 +292,8 @@ def _locate_on_hub(src: WeightsSource, *, pretrained: bool, force_download: bool
         then = f"load it with s2d.load({hint!r})"
     kwargs = dict(revision=src.revision, local_dir_hint=hint, then=then, force_download=force_download, token=token,
                   cache_dir=cache_dir, local_files_only=local_files_only)
-    located = Located(config_from_file(hub_file(src.repo_id, CONFIG_NAME, **kwargs)), src)
+    config_path = hub_file(src.repo_id, CONFIG_NAME, **kwargs)
+    located = Located(config_from_file(config_path), src)
     if pretrained:
         weights = hub_file(src.repo_id, WEIGHTS_NAME, **kwargs)
         snapshot = Path(weights).parent.name  # the cache stores files under snapshots/<commit>/
@@ -266,14 +301,33 @@ def _locate_on_hub(src: WeightsSource, *, pretrained: bool, force_download: bool
         if src.sha256 is None and src.commit is not None:  # a branch that points at a pinned commit
             _, entry = _entry_for_repo(src.repo_id, src.commit)
             if entry is not None:
-                src.sha256, src.size = entry.sha256, entry.size
+                src.sha256, src.size, src.config_sha256 = entry.sha256, entry.size, entry.config_sha256
         rev = f" --revision {src.revision}" if src.revision else ""
         where = f"{src.repo_id}@{src.revision or 'main'}"
         located.weights = src.path = weights
         located.label = f"{src.name} ({where})" if src.name else where
         located.fix = (f"Re-download it: hf download {src.repo_id} {WEIGHTS_NAME}{rev} --force-download "
                        f"(or drop the cached copy: hf cache rm model/{src.repo_id}).")
+        _verify_config(src, Path(config_path).read_bytes(), config_path, located.label,
+                       f"Re-download it: hf download {src.repo_id} {CONFIG_NAME}{rev} --force-download.")
     return located
+
+
+def _verify_config(src: WeightsSource, data: bytes, where: str | Path, label: str, fix: str) -> None:
+    """`ChecksumError` when the config's bytes differ from the sha256 the zoo index records (the weights
+    are only right with the values they were trained with); a logged notice when the index records none
+    for verified weights, which then are all that is verified."""
+    if src.config_sha256 is None:
+        if src.sha256 is not None:
+            logger.warning("%s: the zoo index records no config sha256 for %s; only its weights are verified, not "
+                           "%s", label, label, where)
+        return
+    actual = sha256_bytes(data)
+    if actual != src.config_sha256:
+        raise ChecksumError(f"sha256 mismatch for {where} ({label}):\n  expected {src.config_sha256}\n  got      "
+                            f"{actual}\nThe config was edited or is not the published one; the weights compute what "
+                            f"they were trained for only with the config they were trained with.\n{fix}")
+    src.config_verified = True
 
 
 def attach(model: "nn.Module", located: Located, *, strict: bool = True,

@@ -57,16 +57,33 @@ def unwrap_state_dict(obj, source: str = "checkpoint") -> dict[str, torch.Tensor
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 
+def _kind(t: torch.Tensor) -> str:
+    if t.dtype == torch.bool:
+        return "boolean"
+    return "floating-point" if t.is_floating_point() else "complex" if t.is_complex() else "integer"
+
+
+def dtype_fits(value: torch.Tensor, own: torch.Tensor) -> bool:
+    """Whether a checkpoint tensor may load into a model tensor: the same kind of number (floating point
+    of any precision for weights and statistics, integers for counters). Integer, boolean or complex
+    weights would be cast silently into values no training produced (and NaN probabilities)."""
+    return _kind(value) == _kind(own)
+
+
 def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """Load `state` into `model`, raising `CheckpointError` that lists every key problem."""
+    """Load `state` into `model`, raising `CheckpointError` that lists every key problem (missing,
+    unexpected, of another shape or of another kind of number than the model's)."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     shapes = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
                     for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or shapes:
+    dtypes = sorted(f"{k}: checkpoint {state[k].dtype} vs model {_kind(own[k])} ({own[k].dtype})"
+                    for k in set(own) & set(state) if not dtype_fits(state[k], own[k]))
+    if missing or unexpected or shapes or dtypes:
         lines = [f"{source} does not match {type(model).__name__}:"]
-        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes),
+                             ("dtype mismatches", dtypes)):
             if items:
                 shown = items[:20] + ([f"... and {len(items) - 20} more"] if len(items) > 20 else [])
                 lines.append(f"  {title} ({len(items)}): " + ", ".join(shown))

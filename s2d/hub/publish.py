@@ -2,7 +2,8 @@
 
 The weights are checked by a strict load into the registered architecture, uploaded with the
 config and a freshly rendered card in one Hub commit, and that commit, with the file's sha256 and
-size, is what the zoo index records so that `s2d.load(NAME)` fetches exactly these weights.
+size and the config's sha256, is what the zoo index records so that `s2d.load(NAME)` fetches exactly
+these weights and checks them and their config.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from s2d.hub.cards import render_config
 from s2d.hub.errors import HubError, NoWeightsError, UnknownModelError, ZooError
 from s2d.hub.registry import MODELS, get_config
 from s2d.hub.weights import (CONFIG_NAME, WEIGHTS_NAME, config_from_file, load_weights, read_weights, save_weights,
-                             sha256_file)
+                             sha256_bytes, sha256_file)
+from s2d.io.files import atomic_copy, atomic_write_text
 
 
 @dataclass
@@ -30,18 +32,19 @@ class PublishResult:
     files: list[str]
     sha256: str
     size: int
+    config_sha256: str  # of the uploaded config.json, recorded so that loading checks the config too
     revision: str | None = None  # the commit created on the Hub (None in a dry run)
     commit_url: str | None = None
 
     def entry(self) -> ZooEntry | None:
         """The zoo index entry (None in a dry run: there is no commit to pin yet)."""
-        return ZooEntry(self.repo_id, self.revision, self.sha256, self.size) if self.revision else None
+        if not self.revision:
+            return None
+        return ZooEntry(self.repo_id, self.revision, self.sha256, self.size, config_sha256=self.config_sha256)
 
 
 def _stage_weights(name: str, weights: str | os.PathLike | None, config, dest: Path) -> None:
     """Copy (or convert) the weights to publish into `dest`, after a strict load into `config`'s model."""
-    import shutil
-
     from s2d.hub.convert import load_checkpoint_file
 
     path = Path(weights) if weights is not None else zoo_dir() / name / WEIGHTS_NAME
@@ -56,7 +59,7 @@ def _stage_weights(name: str, weights: str | os.PathLike | None, config, dest: P
     model = build_model(config)
     if path.suffix == ".safetensors":
         load_weights(model, read_weights(path), strict=True, source=str(path))
-        shutil.copyfile(path, dest)
+        atomic_copy(path, dest)
     else:  # a torch checkpoint, read weights-only, re-saved as safetensors
         load_weights(model, load_checkpoint_file(path), strict=True, source=str(path))
         save_weights(model, dest)
@@ -85,13 +88,15 @@ def publish(name: str, repo_id: str, *, weights: str | os.PathLike | None = None
     with tempfile.TemporaryDirectory(prefix=f"s2d-publish-{name}-") as tmp:
         stage = Path(tmp)
         _stage_weights(name, weights, config, stage / WEIGHTS_NAME)
-        (stage / CONFIG_NAME).write_text(render_config(config), encoding="utf-8")
-        (stage / "README.md").write_text(zoo_folder.render_zoo_card(name, zoo_folder.measure_config(config), repo_id=repo_id),
-                                         encoding="utf-8")
+        config_text = render_config(config)
+        atomic_write_text(stage / CONFIG_NAME, config_text)
+        atomic_write_text(stage / "README.md",
+                          zoo_folder.render_zoo_card(name, zoo_folder.measure_config(config), repo_id=repo_id))
         if zoo_folder.read_eval(name) is not None:
-            (stage / "eval.json").write_bytes((zoo_dir() / name / "eval.json").read_bytes())
-        result = PublishResult(name, repo_id, sorted(p.name for p in stage.iterdir()),
-                               sha256_file(stage / WEIGHTS_NAME), (stage / WEIGHTS_NAME).stat().st_size)
+            atomic_copy(zoo_dir() / name / "eval.json", stage / "eval.json")
+        result = PublishResult(name, repo_id, sorted(p.name for p in stage.iterdir() if not p.name.startswith(".")),
+                               sha256_file(stage / WEIGHTS_NAME), (stage / WEIGHTS_NAME).stat().st_size,
+                               sha256_bytes(config_text.encode("utf-8")))
         if dry_run:
             return result
         from huggingface_hub.errors import HfHubHTTPError

@@ -7,8 +7,9 @@ A saved s2d model is a folder (or Hub repo) holding
     README.md           a model card (see `s2d.hub.cards`)
 
 Loading is always strict (every missing, unexpected or mis-shaped key is named), a file is
-checked against a known sha256 and size when one is recorded, and NaN or infinite weights are
-refused. Failures raise the `s2d.hub.errors` family.
+checked against a known sha256 and size when one is recorded, NaN or infinite weights and weights
+of another kind of number than the model's (integer, boolean, complex) are refused, and a config
+must name every key. Failures raise the `s2d.hub.errors` family.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from typing import TYPE_CHECKING, Mapping
 
 import torch
 
-from s2d.hub.convert import CheckpointError, load_state_dict_strict
+from s2d.hub.convert import CheckpointError, dtype_fits, load_state_dict_strict
 from s2d.hub.errors import ChecksumError, ConfigFileError, CorruptWeightsError, WeightsMismatchError, ZooError
+from s2d.io.files import atomic_write
 
 if TYPE_CHECKING:
     from torch import nn
@@ -47,6 +49,11 @@ def sha256_file(path: str | Path) -> str:
                 digest.update(chunk)
         _SHA_MEMO[key] = digest.hexdigest()
     return _SHA_MEMO[key]
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of `data` (a config file's bytes)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def verify_file(path: str | Path, sha256: str | None, size: int | None, *, source: str, fix: str) -> None:
@@ -76,8 +83,9 @@ def read_config(folder: str | Path) -> "S2DConfig | BaselineConfig":
 
 
 def config_from_file(path: str | Path) -> "S2DConfig | BaselineConfig":
-    """Parse a `config.json` file into an `S2DConfig` or `BaselineConfig`."""
-    from s2d.models.config import ConfigError, config_from_dict
+    """Parse a `config.json` file into an `S2DConfig` or `BaselineConfig`. Every key must be there:
+    a missing one is an error naming the file and the keys, never a silent default."""
+    from s2d.models.config import ConfigError, config_from_dict, missing_keys
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -85,6 +93,11 @@ def config_from_file(path: str | Path) -> "S2DConfig | BaselineConfig":
         raise ConfigFileError(f"{path}: not a readable JSON file ({err})") from err
     if not isinstance(data, dict):
         raise ConfigFileError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    missing = missing_keys(data)
+    if missing:
+        raise ConfigFileError(f"{path} is not a valid s2d model config: missing keys {', '.join(missing)}. A saved "
+                              f"config names every key (a default might not be what the weights were trained with); "
+                              f"add them with the model's values")
     try:
         return config_from_dict(data)
     except (ConfigError, TypeError) as err:
@@ -119,7 +132,8 @@ def load_weights(model: "nn.Module", state: Mapping[str, torch.Tensor], *, stric
                                        f"config.json next to them, or convert the checkpoint with "
                                        f"`python -m s2d convert`.") from None
         own = model.state_dict()
-        fitting = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+        fitting = {k: v for k, v in state.items()
+                   if k in own and tuple(v.shape) == tuple(own[k].shape) and dtype_fits(v, own[k])}
         model.load_state_dict(fitting, strict=False)
         warnings.warn(f"loaded with strict=False; {len(own) - len(fitting)} model tensors keep their "
                       f"initial values.\n{err}", stacklevel=3)
@@ -135,6 +149,7 @@ def load_file_into(model: "nn.Module", path: str | Path, *, strict: bool = True,
         verify_file(path, expected_sha256, expected_size, source=source, fix=fix)
     state = read_weights(path, fix=fix)
     check_finite(state, path)
+    check_dtypes(model, state, path)
     renewed: list[str] = []
     if trained_for is not None:
         from s2d.hub.transfer import adapt_to_classes
@@ -154,8 +169,21 @@ def check_finite(state: Mapping[str, torch.Tensor], path: str | Path) -> None:
                                   f"({shown}); the weights are corrupted (a diverged training run?)")
 
 
+def check_dtypes(model: "nn.Module", state: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """`CorruptWeightsError` naming the tensors whose kind of number differs from the model's (integer,
+    boolean or complex weights would be cast into values no training produced, and NaN probabilities)."""
+    own = model.state_dict()
+    bad = [f"{k} ({v.dtype}; expected {own[k].dtype})" for k, v in state.items()
+           if k in own and not dtype_fits(v, own[k])]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise CorruptWeightsError(f"{path}: {len(bad)} of {len(state)} tensors are not of the model's kind of "
+                                  f"number: {shown}; the file was edited or not written by save_pretrained")
+
+
 def save_weights(model: "nn.Module", path: str | Path) -> None:
-    """Write `model.state_dict()` as safetensors (CPU, contiguous; shared tensors are refused).
+    """Write `model.state_dict()` as safetensors (CPU, contiguous; shared tensors are refused), atomically
+    (`s2d.io.files.atomic_write`: an exclusive temporary beside `path`, renamed onto it).
     A model from `optimize_for_inference` is refused: its folded weights fit no checkpoint layout."""
     from safetensors.torch import save_file
 
@@ -166,4 +194,4 @@ def save_weights(model: "nn.Module", path: str | Path) -> None:
                                  "model's weights instead")
 
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"format": "pt"})
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))

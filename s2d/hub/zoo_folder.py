@@ -32,6 +32,7 @@ from s2d.hub.builder import build_model
 from s2d.hub.cards import ARCH_NAMES, Latency, dataset_of, fmt_gmacs, fmt_params, render_config, render_model_card
 from s2d.hub.registry import MODELS, get_config
 from s2d.hub.weights import WEIGHTS_NAME
+from s2d.io.files import atomic_write_text
 from s2d.models.config import BaselineConfig, S2DConfig
 from s2d.models.flops import Complexity, measure
 
@@ -165,10 +166,12 @@ def render_zoo_index(complexities: dict[str, Complexity]) -> str:
               "hf download <org>/<repo> --revision <commit> --local-dir zoo/<name>",
               "# huggingface_hub < 0.34: huggingface-cli download <org>/<repo> --revision <commit> "
               "--local-dir zoo/<name>", "```", "",
-              "`s2d.load(\"<name>\")` then reads `zoo/<name>/model.safetensors` (checked against the sha256 in "
-              "`s2d/hub/zoo_index.json`); any folder with `config.json` + `model.safetensors` loads with "
-              "`s2d.load(\"path/to/folder\")`. With `HF_HUB_OFFLINE=1` only the cache and local folders are used. "
-              "`python -m s2d zoo list` shows what is published, cached and present locally.", "",
+              "`s2d.load(\"<name>\")` then reads `zoo/<name>/model.safetensors` and `config.json` (both checked "
+              "against their sha256 in `s2d/hub/zoo_index.json`; `zoo:<name>` names the zoo model even where a "
+              "folder of that name is in the working directory); any folder with `config.json` + "
+              "`model.safetensors` loads with `s2d.load(\"path/to/folder\")`. With `HF_HUB_OFFLINE=1` only the "
+              "cache and local folders are used. `python -m s2d zoo list` shows what is published, cached and "
+              "present locally.", "",
               "## Publishing", "",
               "```", "python -m s2d zoo publish <name> --repo-id <org>/<repo> [--weights model.safetensors] "
               "[--dry-run]", "```", "",
@@ -204,6 +207,5 @@ def sync_cards(names: Iterable[str] | None = None, *, check: bool = False, zoo: 
     stale = [p for p, text in files.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
     if not check:
         for path in stale:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(files[path], encoding="utf-8")
+            atomic_write_text(path, files[path])
     return stale

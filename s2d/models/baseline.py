@@ -37,15 +37,16 @@ class VideoClassifier(nn.Module, PretrainedMixin):
         return {"fc.weight": (0, 0), "fc.bias": (0, 0)}
 
     def forward(self, frames: torch.Tensor, num_frames: torch.Tensor | None = None) -> BaselineOutput:
+        """Classify the config's dense clips `[B, dense_frames, 3, dense_size, dense_size]` (see `check_clip`)."""
         c = self.config
-        num_frames = check_clip(frames, num_frames)
+        num_frames = check_clip(frames, num_frames, dense=(c.dense_frames, c.dense_size))
         clip = uniform_view(frames, num_frames, c.frames, c.size, c.mean, c.std)
         B, T = clip.shape[:2]
         x = clip.reshape(B * T, *clip.shape[2:]) if self.backbone.layout == "btchw" else clip.transpose(1, 2)
         _, pooled = run_backbone(self.backbone, x)
         return BaselineOutput(self.fc(self.dropout(pooled)).mean(1))
 
-    def predict(self, video, topk: int = 5, device=None):
+    def predict(self, video, topk: int | None = None, device=None):
         """Classify a video file or a uint8 clip `[T, H, W, 3]`: see `s2d.inference.predict.predict`."""
         from s2d.inference.predict import predict
         return predict(self, video, topk=topk, device=device)

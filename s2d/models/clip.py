@@ -26,10 +26,15 @@ def channels_first(frames: torch.Tensor) -> torch.Tensor:
     return frames.movedim(-1, -3)
 
 
-def check_clip(frames: torch.Tensor, num_frames: torch.Tensor | None, min_batch: int = 1) -> torch.Tensor:
-    """Validate a dense clip batch and return `num_frames` (all frames valid when None).
+def check_clip(frames: torch.Tensor, num_frames: Any, min_batch: int = 1,
+               dense: tuple[int, int] | None = None) -> torch.Tensor:
+    """Validate a dense clip batch and return `num_frames` as a long tensor `[B]` (all frames valid when None).
 
-    `min_batch` is 2 for a model in training mode whose BatchNorm needs statistics over videos."""
+    `min_batch` is 2 for a model in training mode whose BatchNorm needs statistics over videos.
+    `dense` = (dense_frames, dense_size) of the model's config: the clip must be exactly that, shorter
+    videos padded to it with their lengths in `num_frames` (an int, integers or an integer tensor, each in
+    1..T). The checks that read values (lengths in range, finite float pixels) run eagerly only: under
+    `torch.compile` they are left out of the graph."""
     if not isinstance(frames, torch.Tensor):
         raise TypeError(f"frames must be a torch.Tensor [B, T, 3, H, W], got {type(frames).__name__}")
     if frames.dim() != 5 or frames.shape[2] != 3:
@@ -40,17 +45,46 @@ def check_clip(frames: torch.Tensor, num_frames: torch.Tensor | None, min_batch:
         raise TypeError(f"frames must be uint8 (0..255, normalised by the model) or float32 (already normalised "
                         f"with the model's mean and std), got {frames.dtype}")
     B, T = frames.shape[:2]
+    if dense is not None and tuple(frames.shape[1:]) != (dense[0], 3, dense[1], dense[1]):
+        T_d, S = dense
+        raise ValueError(f"frames must be the model's dense clip [B, {T_d}, 3, {S}, {S}] (its config's dense_frames "
+                         f"and dense_size), got shape {tuple(frames.shape)}; pad a shorter video to {T_d} frames "
+                         f"and give its length in num_frames (s2d.io.read_clip with clip_spec(model.config) cuts "
+                         f"such clips from video files)")
     if B < min_batch:
         raise ValueError(f"a model in training mode needs at least {min_batch} videos per batch (its BatchNorm "
                          f"takes statistics over them), got {B}; call model.eval() to classify one video")
+    counts = frame_counts(num_frames, B, T, frames.device)
+    if not torch.compiler.is_compiling():
+        if bool((counts < 1).any()) or bool((counts > T).any()):
+            raise ValueError(f"num_frames must lie in [1, {T}], got {counts.tolist()}")
+        if frames.is_floating_point() and not bool(torch.isfinite(frames).all()):
+            raise ValueError("frames hold NaN or infinite values; float frames are pixels already normalised "
+                             "with the model's mean and std, and must be finite")
+    return counts
+
+
+def frame_counts(num_frames: Any, batch: int, length: int, device: torch.device) -> torch.Tensor:
+    """`num_frames` (None: every video has all `length` frames; an int: every video has that many; or one
+    integer per video) as a long tensor `[batch]`. Floats and booleans are refused, not truncated."""
     if num_frames is None:
-        return torch.full((B,), T, dtype=torch.long, device=frames.device)
-    num_frames = torch.as_tensor(num_frames, device=frames.device).long().view(-1)
-    if num_frames.shape != (B,):
-        raise ValueError(f"num_frames must have one entry per video ({B}), got shape {tuple(num_frames.shape)}")
-    if bool((num_frames < 1).any()) or bool((num_frames > T).any()):
-        raise ValueError(f"num_frames must lie in [1, {T}], got {num_frames.tolist()}")
-    return num_frames
+        return torch.full((batch,), length, dtype=torch.long, device=device)
+    what = (f"num_frames must be an int or one integer per video (a list or an integer tensor of {batch}), "
+            f"each the count of valid frames in 1..{length}")
+    if isinstance(num_frames, (bool, float)):
+        raise TypeError(f"{what}, got {num_frames!r}")
+    if isinstance(num_frames, int):
+        return torch.full((batch,), num_frames, dtype=torch.long, device=device)
+    try:
+        counts = torch.as_tensor(num_frames)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{what}, got {type(num_frames).__name__}") from None
+    if counts.dtype == torch.bool or counts.is_floating_point() or counts.is_complex():
+        raise TypeError(f"{what}, got {counts.dtype} values")
+    counts = counts.to(device=device, dtype=torch.long).reshape(-1)
+    if counts.shape != (batch,):
+        raise ValueError(f"num_frames must have one entry per video ({batch}), got shape {tuple(counts.shape)}")
+    return counts
 
 
 def uniform_indices(num_frames: torch.Tensor, count: int) -> torch.Tensor:

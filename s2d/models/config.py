@@ -3,6 +3,7 @@
 An `S2DConfig` describes a whole S2DNet (synopsis, locator, sampler, fusion, detail, classes);
 a `BaselineConfig` a single-network video classifier on uniformly sampled frames (TSM, X3D), the
 comparisons of the paper. Both round-trip through `to_dict` / `from_dict` (and JSON) exactly.
+Every size, count and width is bounded (`s2d.models.limits`) before anything is allocated.
 """
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from typing import Any
 
 from s2d.models.backbones import ARCHS, TSM_ARCHS
 from s2d.models.labels import available_label_sets, load_labels
+from s2d.models.limits import (MAX_CLASSES, MAX_LOCATOR_HIDDEN, MAX_RESIZE_RATIO, MAX_VIEW_FRAMES, MAX_VIEW_SIZE,
+                               MAX_WIDTH, ConfigError, check_dense_clip, check_locator_size)
+from s2d.models.limits import check_range as _check_range
+from s2d.models.limits import check_shift_div
+from s2d.models.limits import require as _require
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -22,23 +28,6 @@ KINETICS_STD = (0.225, 0.225, 0.225)
 
 #: Stages a fusion can follow, per backbone family (the paper's res2..res5).
 FUSION_STAGES = ("res2", "res3", "res4", "res5")
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot describe a valid model."""
-
-
-def _require(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ConfigError(msg)
-
-
-#: Upper bounds that keep a typo (`num_classes: 1e9`) from trying to allocate terabytes.
-MAX_CLASSES = 100_000
-MAX_FRAMES = 4096
-MAX_SIZE = 4096
-MAX_WIDTH = 65_536  # hidden sizes of the locator and the context vector
-MAX_RESIZE_RATIO = 8.0
 
 
 def _is_number(value: Any) -> bool:
@@ -92,10 +81,6 @@ def _check_types(config: Any, prefix: str = "") -> None:
         _require(_check_value(value, kind), f"{prefix}{f.name} must be {_describe(kind)}, got {value!r}")
 
 
-def _check_range(key: str, value: float, low: float, high: float) -> None:
-    _require(low <= value <= high, f"{key} must lie in [{low:g}, {high:g}], got {value!r}")
-
-
 @dataclass(frozen=True)
 class SynopsisConfig:
     """Synopsis net: `frames` uniformly sampled frames resized to `size` (nearest), a light backbone."""
@@ -112,8 +97,9 @@ class SynopsisConfig:
         _require(self.arch in ARCHS, f"synopsis.arch {self.arch!r} is not one of {ARCHS}")
         _require(self.frames >= 1, f"synopsis.frames must be >= 1, got {self.frames}")
         _require(self.size >= 32, f"synopsis.size must be >= 32, got {self.size}")
-        _check_range("synopsis.frames", self.frames, 1, MAX_FRAMES)
-        _check_range("synopsis.size", self.size, 32, MAX_SIZE)
+        _check_range("synopsis.frames", self.frames, 1, MAX_VIEW_FRAMES)
+        _check_range("synopsis.size", self.size, 32, MAX_VIEW_SIZE)
+        check_shift_div("synopsis.shift_div", self.shift_div, self.arch)
         _require(0 <= self.dropout < 1 and 0 <= self.context_dropout < 1, "synopsis dropouts must lie in [0, 1)")
 
 
@@ -139,7 +125,7 @@ class LocatorConfig:
 
     def validate(self) -> None:
         _check_types(self, "locator.")
-        _check_range("locator.hidden", self.hidden, 1, MAX_WIDTH)
+        _check_range("locator.hidden", self.hidden, 1, MAX_LOCATOR_HIDDEN)
         for d in self.mlp:
             _check_range("locator.mlp", d, 1, MAX_WIDTH)
         _require(self.fixed_stride_px is None or self.fixed_stride_px > 0,
@@ -170,9 +156,10 @@ class SamplerConfig:
         _require(self.frames >= 2, f"sampler.frames must be >= 2 (the stride divides by T_d - 1), got {self.frames}")
         _require(self.size >= 2, f"sampler.size must be >= 2, got {self.size}")
         _require(0 < self.sigma <= 1, f"sampler.sigma must lie in (0, 1] (pixels), got {self.sigma}")
-        _check_range("sampler.frames", self.frames, 2, MAX_FRAMES)
-        _check_range("sampler.size", self.size, 2, MAX_SIZE)
-        _require(self.temporal in ("gaussian", "linear"), f"sampler.temporal must be 'gaussian' or 'linear', got {self.temporal!r}")
+        _check_range("sampler.frames", self.frames, 2, MAX_VIEW_FRAMES)
+        _check_range("sampler.size", self.size, 2, MAX_VIEW_SIZE)
+        _require(self.temporal in ("gaussian", "linear"),
+                 f"sampler.temporal must be 'gaussian' or 'linear', got {self.temporal!r}")
 
 
 @dataclass(frozen=True)
@@ -214,6 +201,7 @@ class DetailConfig:
         _require(self.arch in ARCHS, f"detail.arch {self.arch!r} is not one of {ARCHS}")
         _require(self.arch != "tsm_mobilenet_v2", "detail.arch must be a staged backbone (ResNet or X3D)")
         _require(0 <= self.dropout < 1, "detail.dropout must lie in [0, 1)")
+        check_shift_div("detail.shift_div", self.shift_div, self.arch)
 
 
 def _check_common(config) -> None:
@@ -222,8 +210,7 @@ def _check_common(config) -> None:
     _check_types(config)
     _check_range("num_classes", config.num_classes, 2, MAX_CLASSES)
     _check_range("resize_ratio", config.resize_ratio, 1.0, MAX_RESIZE_RATIO)
-    _check_range("dense_frames", config.dense_frames, 1, MAX_FRAMES)
-    _check_range("dense_size", config.dense_size, 2, MAX_SIZE)
+    check_dense_clip(config)
     _require(all(s > 0 for s in config.std), f"std must be three positive numbers, got {list(config.std)}")
     _check_label_list(config.labels, config.num_classes)
 
@@ -339,10 +326,12 @@ class S2DConfig(_JsonMixin):
         _require(self.kind == "s2dnet", f"S2DConfig.kind must be 's2dnet', got {self.kind!r}")
         _check_common(self)
         _require(self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}")
-        _require(1 <= self.topk <= self.num_classes, f"topk must lie in [1, num_classes={self.num_classes}], got {self.topk}")
+        _require(1 <= self.topk <= self.num_classes,
+                 f"topk must lie in [1, num_classes={self.num_classes}], got {self.topk}")
         _require(self.topk_scheme in ("hard", "soft"), f"topk_scheme must be 'hard' or 'soft', got {self.topk_scheme!r}")
         _require(self.dense_frames >= 1 and self.dense_size >= 2, "dense_frames and dense_size must be positive")
-        _require(self.resize_ratio >= 1.0, f"resize_ratio must be >= 1 (short side before the crop), got {self.resize_ratio}")
+        _require(self.resize_ratio >= 1.0,
+                 f"resize_ratio must be >= 1 (short side before the crop), got {self.resize_ratio}")
         _require(len(self.mean) == 3 and len(self.std) == 3 and all(s > 0 for s in self.std),
                  "mean and std must be three values (std > 0)")
         for sub in (self.synopsis, self.locator, self.sampler, self.fusion, self.detail):
@@ -353,6 +342,7 @@ class S2DConfig(_JsonMixin):
                                      "of one family (TSM or X3D)")
         _require(self.locator.feature_stage is None or syn_x3d,
                  f"locator.feature_stage needs a staged X3D synopsis, got {self.synopsis.arch}")
+        check_locator_size(self)
 
 
 @dataclass(frozen=True)
@@ -384,13 +374,15 @@ class BaselineConfig(_JsonMixin):
     def validate(self) -> None:
         _require(self.kind == "baseline", f"BaselineConfig.kind must be 'baseline', got {self.kind!r}")
         _check_common(self)
-        _check_range("frames", self.frames, 1, MAX_FRAMES)
-        _check_range("size", self.size, 32, MAX_SIZE)
-        _require(self.resize_ratio >= 1.0, f"resize_ratio must be >= 1 (short side before the crop), got {self.resize_ratio}")
+        _check_range("frames", self.frames, 1, MAX_VIEW_FRAMES)
+        _check_range("size", self.size, 32, MAX_VIEW_SIZE)
+        _require(self.resize_ratio >= 1.0,
+                 f"resize_ratio must be >= 1 (short side before the crop), got {self.resize_ratio}")
         _require(self.arch in ARCHS, f"arch {self.arch!r} is not one of {ARCHS}")
         _require(self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}")
         _require(self.frames >= 1 and self.size >= 32, "frames must be >= 1 and size >= 32")
         _require(0 <= self.dropout < 1, "dropout must lie in [0, 1)")
+        check_shift_div("shift_div", self.shift_div, self.arch)
 
 
 def config_from_dict(data: dict[str, Any]) -> S2DConfig | BaselineConfig:
@@ -401,3 +393,17 @@ def config_from_dict(data: dict[str, Any]) -> S2DConfig | BaselineConfig:
     if kind == "baseline":
         return BaselineConfig.from_dict(data)
     raise ConfigError(f"unknown model kind {kind!r} (expected 's2dnet' or 'baseline')")
+
+
+def missing_keys(data: dict[str, Any]) -> list[str]:
+    """Keys a saved config (`config.json`, a dict of `kind`'s config) lacks, dotted for sub-configs.
+
+    A file names every key (`to_dict` writes them all): a missing one would silently take this
+    version's default, which may not be what the weights were trained with (normalisation, σ, ...)."""
+    cls = BaselineConfig if data.get("kind") == "baseline" else S2DConfig
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in data]
+    for f in dataclasses.fields(cls):
+        sub, cls_of = data.get(f.name), f.default_factory
+        if isinstance(sub, dict) and isinstance(cls_of, type) and dataclasses.is_dataclass(cls_of):
+            missing += [f"{f.name}.{g.name}" for g in dataclasses.fields(cls_of) if g.name not in sub]
+    return missing

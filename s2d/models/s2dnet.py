@@ -1,7 +1,8 @@
 """S2DNet: synopsis → top-k → locator → detail sampler → detail net with context fusion.
 
-`S2DNet.forward(frames, num_frames)` takes the dense clip `[B, T, 3, H, W]` (uint8, normalised
-here with the config's mean/std, or float, taken as already normalised) and returns `S2DOutput`.
+`S2DNet.forward(frames, num_frames)` takes the dense clip `[B, T, 3, H, W]` of its config (T =
+`dense_frames`, H = W = `dense_size`; uint8, normalised here with the config's mean/std, or finite
+float, taken as already normalised) with each video's valid frame count, and returns `S2DOutput`.
 
 `S2DNet.backend` ("auto" | "torch" | "triton" | "reference", `S2D_BACKEND` overriding "auto")
 is resolved once per forward and picks the kernels of every op on one path: the context
@@ -23,11 +24,12 @@ from s2d.models.config import S2DConfig
 from s2d.models.detail import DetailNet
 from s2d.models.fusion import ContextEncoder
 from s2d.models.labels import class_names
+from s2d.models.limits import map_size
 from s2d.models.locator import Locator
 from s2d.models.pretrained import PretrainedMixin
 from s2d.models.sampler import DetailSampler, SamplingWindow, centre_crop_params, fixed_stride
 from s2d.models.smoothing import ShiftProbe, moved, random_signs, surrogate_loss, window_of
-from s2d.models.synopsis import SynopsisNet, map_size
+from s2d.models.synopsis import SynopsisNet
 from s2d_kernels.backend import resolve_backend
 from s2d_kernels.sampler import RawSampling
 
@@ -110,7 +112,8 @@ class S2DNet(nn.Module, PretrainedMixin):
         """Classify dense clips; `look_at` (raw sampling parameters) overrides where the detail
         sampler looks, for probing the detail net at chosen windows."""
         c = self.config
-        num_frames = check_clip(frames, num_frames, min_batch=2 if self.training else 1)
+        num_frames = check_clip(frames, num_frames, min_batch=2 if self.training else 1,
+                                dense=(c.dense_frames, c.dense_size))
         B, _, _, H, W = frames.shape
         backend = resolve_backend(self.backend, frames.device)
         syn = self.synopsis(self.synopsis_clip(frames, num_frames))
@@ -150,7 +153,7 @@ class S2DNet(nn.Module, PretrainedMixin):
             window = window_of(raw, num_frames, W, H, c.sampler.size)
         return ShiftProbe(window, logits[0], logits[1], signs, c.locator.smooth_px)
 
-    def predict(self, video, topk: int = 5, device=None):
+    def predict(self, video, topk: int | None = None, device=None):
         """Classify a video file or a uint8 clip `[T, H, W, 3]`: see `s2d.inference.predict.predict`."""
         from s2d.inference.predict import predict
         return predict(self, video, topk=topk, device=device)

@@ -10,6 +10,7 @@ from torch import nn
 
 from s2d.models.backbones import build_backbone, run_backbone
 from s2d.models.config import SynopsisConfig
+from s2d.models.limits import map_size  # noqa: F401  (the locator's map side; defined with the size checks)
 
 
 @dataclass
@@ -17,16 +18,6 @@ class SynopsisOutput:
     logits: torch.Tensor  # [B, K]
     feature_map: torch.Tensor  # [B, C, T', s, s], detached: the locator's input
     pooled: torch.Tensor  # [B, E]: g, after the context dropout in training
-
-
-def map_size(size: int, stage: str | None) -> int:
-    """Side of the synopsis map the locator reads: the last (stride-32) map when `stage` is None,
-    else an X3D stage's (stem and every stage halve the side, rounding up)."""
-    if stage is None:
-        return -(-size // 32)
-    for _ in range(1 + ("res2", "res3", "res4", "res5").index(stage) + 1):
-        size = -(-size // 2)
-    return size
 
 
 class SynopsisNet(nn.Module):

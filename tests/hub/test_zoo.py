@@ -393,13 +393,14 @@ def test_publish_then_load(hub, zoo_env, tmp_path, monkeypatch, capsys, complexi
     assert FakeApi.calls == [("create_repo", "org/x3d-m"),
                              ("upload_folder", "org/x3d-m", ["README.md", "config.json", "model.safetensors"])]
     entry = load_index()["x3d-m"]
-    assert entry == ZooEntry("org/x3d-m", hub.repos["org/x3d-m"].refs["main"], sha256(weights), weights.stat().st_size)
+    assert entry == ZooEntry("org/x3d-m", hub.repos["org/x3d-m"].refs["main"], sha256(weights), weights.stat().st_size,
+                             hashlib.sha256(render_config(s2d.get_config("x3d-m")).encode()).hexdigest())
     assert f'"revision": "{entry.revision}"' in capsys.readouterr().out
     card = hub.repos["org/x3d-m"].commits[entry.revision]["README.md"].decode()
     assert "hf download org/x3d-m --local-dir zoo/x3d-m" in card and "No weights yet" not in card
 
     loaded = s2d.load("x3d-m")
-    assert loaded.weights_source.verified and type(loaded) is s2d.VideoClassifier
+    assert (src := loaded.weights_source).verified and src.config_verified and type(loaded) is s2d.VideoClassifier
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())
 
     (tmp_path / "other").mkdir()

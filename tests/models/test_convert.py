@@ -80,10 +80,10 @@ def test_official_layout_loads_strictly(keys, model_name):
 def test_official_checkpoint_cli_reproduces_outputs(tmp_path):
     """Weights written in the official layout, converted by the CLI, give the original outputs.
 
-    The detail volume is shrunk to 48² (no weight depends on its spatial size) to keep the
-    ResNet-50 cheap; everything else is the registered SSv2 architecture.
+    The detail volume is shrunk to 48² and the dense clip to 8 × 64² (no weight depends on them) to keep
+    the ResNet-50 cheap; everything else is the registered SSv2 architecture.
     """
-    original = randomise(s2d.create("s2dnet-tsm-sthv2", sampler={"size": 48})).eval()
+    original = randomise(s2d.create("s2dnet-tsm-sthv2", sampler={"size": 48}, dense_frames=8, dense_size=64)).eval()
     config = tmp_path / "config.json"
     config.write_text(original.config.to_json())
     rows = official_keys("sthv2_efficient_keys.tsv")

@@ -34,6 +34,9 @@ class TemporalShift(nn.Module):
 
     def __init__(self, net: nn.Module, num_segments: int, shift_div: int = 8):
         super().__init__()
+        for key, value in (("num_segments", num_segments), ("shift_div", shift_div)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"temporal shift: {key} must be an integer >= 1, got {value!r}")
         self.net = net
         self.num_segments = num_segments
         self.shift_div = shift_div
