@@ -6,7 +6,7 @@ import argparse
 import math
 from typing import Callable
 
-__all__ = ["int_at_least", "positive_int", "non_negative_int", "positive_seconds", "seed"]
+__all__ = ["int_at_least", "int_in", "positive_int", "non_negative_int", "positive_seconds", "seed"]
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -23,6 +23,16 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
 
 positive_int, non_negative_int = int_at_least(1), int_at_least(0)
+
+
+def int_in(minimum: int, maximum: int) -> Callable[[str], int]:
+    """argparse type: an integer in [`minimum`, `maximum`]."""
+    def parse(text: str) -> int:
+        value = int_at_least(minimum)(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"expected an integer in [{minimum}, {maximum}], got {value}")
+        return value
+    return parse
 
 
 def positive_seconds(text: str) -> float:

@@ -26,7 +26,8 @@ import os
 import sys
 from pathlib import Path
 
-from s2d.cli.args import non_negative_int, positive_int
+from s2d.cli.args import int_in, non_negative_int, positive_int
+from s2d.models.limits import MAX_CLASSES
 
 
 def picture_stems(videos: list[str]) -> list[str]:
@@ -58,8 +59,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("videos", nargs="+", metavar="INPUT",
                         help="video files, folders (searched recursively) or list files (.txt, one path a line)")
     parser.add_argument("--model", required=True, help="zoo name, hf-hub:org/repo, or a local model folder")
-    parser.add_argument("--topk", type=positive_int, default=5, metavar="K",
-                        help="how many labels to print per video, most probable first (default: 5)")
+    parser.add_argument("--topk", type=int_in(1, MAX_CLASSES), default=None, metavar="K",
+                        help="how many labels to print per video, most probable first (default: 5, or every class "
+                             "of a model with fewer; at most the model's classes)")
     parser.add_argument("--json", action="store_true", help="one JSON object per video on stdout")
     parser.add_argument("--output", "-o", metavar="FILE",
                         help="append one record per video to FILE (.jsonl or .csv) as it finishes; videos already "
@@ -128,13 +130,9 @@ def collect(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from s2d.inference.batch_predict import find_videos, predict_many
+    from s2d.inference.predict import check_topk, default_topk
     from s2d.inference.results import ResultsFile, model_identity, path_key
 
-    try:  # read and checked; nothing in it changes before the model is known to be the one that wrote it
-        results = ResultsFile(args.output, topk=args.topk) if args.output else None
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     unreadable: list[tuple[str, str]] = []  # folders the walk could not read: reported, and the exit status is 1
     videos = find_videos(args.videos, errors=unreadable)
     for folder, reason in unreadable:
@@ -144,9 +142,17 @@ def collect(args: argparse.Namespace) -> int:
         return 2
     try:
         model = load_model(args.model, args.device, args.untrained)
+        num_classes = model.config.num_classes
+        args.topk = default_topk(num_classes) if args.topk is None else args.topk
+        check_topk(args.topk, num_classes)
+        # read and checked; nothing in it changes before the model is known to be the one that wrote it
+        results = ResultsFile(args.output, topk=args.topk) if args.output else None
         if results is not None:
             results.check_model(model_identity(model, args.model))
-    except Exception as err:  # unknown name, no weights, offline, another model's results: the error says what to do
+    except ValueError as err:  # --topk beyond the classes, a file that is not this run's results
+        print(f"error: {'--' if str(err).startswith('topk') else ''}{err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # unknown name, no weights, offline: the error says what to do
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.vis and model.config.kind != "s2dnet":

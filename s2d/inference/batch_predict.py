@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from s2d.data import VideoDataset, collate
-from s2d.inference.predict import Prediction, check_topk, prediction_from_outputs
+from s2d.inference.predict import Prediction, check_topk, default_topk, prediction_from_outputs
 from s2d.io import DEFAULT_TIMEOUT_S, VIDEO_EXTENSIONS, VideoError
 from s2d.io.isolate import isolated_map
 from s2d.io.walk import WalkErrors, unique_files, walk_files
@@ -257,7 +257,7 @@ def _chunks(videos: Iterable[str | os.PathLike], size: int) -> Iterator[list[str
 
 
 @torch.inference_mode()
-def predict_many(model: nn.Module, videos: str | os.PathLike | Iterable[str | os.PathLike], *, topk: int = 5,
+def predict_many(model: nn.Module, videos: str | os.PathLike | Iterable[str | os.PathLike], *, topk: int | None = None,
                  batch_size: int | None = None, workers: int | None = None,
                  device: str | torch.device | None = None, optimize: bool = True, amp: bool | None = None,
                  backend: str = "auto", timeout_s: float | None = DEFAULT_TIMEOUT_S, keep_detail: bool = False,
@@ -268,6 +268,7 @@ def predict_many(model: nn.Module, videos: str | os.PathLike | Iterable[str | os
     `videos` is one path or an iterable of paths: a list or tuple is decoded by one set of workers,
     any other iterable (a generator, possibly endless) is read `STREAM_BATCHES` batches per worker
     at a time, and predictions come as each part is done.
+    `topk` labels per video (default 5, or every class of a model with fewer; at most its classes).
     `batch_size` videos per forward (default by device, `default_batch_size`); `workers` decoding
     processes (default `default_workers`; 0 decodes in this process, one video after the other);
     `device` defaults to the model's. `optimize` runs a copy made by `optimize_for_inference`
@@ -281,7 +282,8 @@ def predict_many(model: nn.Module, videos: str | os.PathLike | Iterable[str | os
     decoding workers leave, at least one; torch's setting is restored afterwards): a decoder and
     a model thread sharing one core stall every parallel region of the model.
     """
-    check_topk(topk)
+    topk = default_topk(model.config.num_classes) if topk is None else topk
+    check_topk(topk, model.config.num_classes)
     if isinstance(videos, (str, os.PathLike)):
         videos = [videos]
     device = torch.device(device) if device is not None else next(model.parameters()).device

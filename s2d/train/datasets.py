@@ -174,9 +174,22 @@ def split_clip_spec(split: str, model_config: Any, clip: dict[str, Any] | None) 
             raise TrainConfigError(f"data clip: unknown ClipSpec fields {unknown} (valid: {sorted(names)})")
         values.update(clip)
     try:
-        return ClipSpec(**values)
+        spec = ClipSpec(**values)
     except (TypeError, ValueError) as err:
         raise TrainConfigError(f"data clip: {err}") from None
+    check_dense_clip("data clip", ("num_frames", spec.num_frames), ("crop_size", spec.crop_size), model_config)
+    return spec
+
+
+def check_dense_clip(where: str, frames: tuple[str, int], size: tuple[str, int], model_config: Any) -> None:
+    """Refuse, before any training, a split whose clips are not the model's dense clip (the model
+    takes exactly `dense_frames` x `dense_size`², the clip it will read when it predicts)."""
+    want = (getattr(model_config, "dense_frames", None), getattr(model_config, "dense_size", None))
+    if None in want or (frames[1], size[1]) == want:
+        return
+    raise TrainConfigError(f"{where}: {frames[0]}={frames[1]}, {size[0]}={size[1]} make clips of {frames[1]} x "
+                           f"{size[1]}² but the model reads {want[0]} x {want[1]}²; set model.overrides.dense_frames="
+                           f"{frames[1]} and model.overrides.dense_size={size[1]}, or leave these to the model")
 
 
 def _required(kind: str, split: str, **values: Any) -> None:
@@ -282,6 +295,7 @@ def _synth_dataset(split: str, model_config: Any, *, size: int = 1024, seed: int
         raise TrainConfigError(f"data kind 'synth': size must be >= 1 and start >= 0, got size={size}, start={start}")
     frames = frames or getattr(model_config, "dense_frames", None) or 16
     resolution = resolution or getattr(model_config, "dense_size", None) or 128
+    check_dense_clip("data kind 'synth'", ("frames", frames), ("resolution", resolution), model_config)
     try:
         source = SyntheticDetailDataset(split, 2**62, seed=seed, frames=frames, resolution=resolution,
                                         noise_std=noise_std, num_distractors=num_distractors, spread=spread,

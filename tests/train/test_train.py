@@ -505,7 +505,7 @@ def test_eval_restores_training_mode_and_refuses_views_it_cannot_cut():
 
 def test_synthetic_dataset_kind_feeds_the_trainer_and_eval():
     pytest.importorskip("s2d.synth.benchmark")
-    data = build_dataset("synthetic", "val", {"size": 3, "frames": 8, "resolution": 64})
+    data = build_dataset("synthetic", "val", {"size": 3, "frames": 8, "resolution": 48})  # the tiny model's clip
     sample = data[0]
     assert sample["frames"].dtype == torch.uint8 and sample["frames"].shape[-1] == 3
     model = tiny_model(num_classes=16)
@@ -520,11 +520,15 @@ def test_stride_sampled_video_lists_have_evenly_spread_temporal_views(tmp_path, 
     listing = tmp_path / "val.txt"
     listing.write_text(f"{good.name} 1\n{bad.name} 2\n")
     clip = {"sampling": "stride", "num_frames": 4, "stride": 2, "short_side": 48, "crop_size": 48}
-    data = build_dataset("list", "val", {"list_file": str(listing), "clip": clip}, tiny_model().config)
+    model = tiny_model(dense_frames=4)  # the clip's length
+    data = build_dataset("list", "val", {"list_file": str(listing), "clip": clip}, model.config)
     assert data.on_error == "record"  # evaluation reports unreadable videos instead of skipping them
     from s2d.train.datasets import get_view
 
     starts = [videos.decode_indices(get_view(data, 0, v, 3)["frames"]) for v in range(3)]
     assert starts == [[0, 2, 4, 6], [6, 8, 10, 12], [13, 15, 17, 19]]  # round(6.5) = 6, last ends at 19
-    result = evaluate(tiny_model(), data, batch_size=2, clips=3)
+    result = evaluate(model, data, batch_size=2, clips=3)
     assert result.samples == 1 and [(i, Path(p).name) for i, p, _ in result.failed] == [(1, "b.mp4")]
+    with pytest.raises(TrainConfigError, match=r"data clip: num_frames=4, crop_size=48 make clips of 4 x 48² but "
+                                               r"the model reads 8 x 48²; set model.overrides.dense_frames=4"):
+        build_dataset("list", "val", {"list_file": str(listing), "clip": clip}, tiny_model().config)

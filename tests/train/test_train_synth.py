@@ -172,6 +172,7 @@ def test_config_knobs_are_checked():
 
 #: The quick recipe, smaller still: 64² clips of 8 frames, batch 4.
 TINY = ["data.workers=0", "batch_size=4", "optim.ref_batch=4", "data.args.frames=8", "data.args.resolution=64",
+        "model.overrides.dense_frames=8", "model.overrides.dense_size=64",
         "data.train.size=8", "data.val.size=8", "data.val_batch_size=8", "stages.stage1_clips=8",
         "stages.stage2_clips=8", "phases.synopsis_pretrain.clips=8", "phases.detail_pretrain.clips=8",
         "phases.detail_pretrain.view=focus", "phases.detail_pretrain.jitter_px=4",
