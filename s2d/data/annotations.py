@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
+import s2d.io.text as text_files
 from s2d.data.dataset import ClassesLike, ClassIndex, VideoDataset, load_classes
 from s2d.io import VIDEO_EXTENSIONS, ClipSpec
 
@@ -33,27 +33,13 @@ def _resolve(path: str) -> str:
 
 
 def read_utf8(path: str | os.PathLike) -> str:
-    """The text of an annotation file, which must be UTF-8; a `ValueError` naming the file, the line
-    and the byte where it is not (a Latin-1 or UTF-16 export, say)."""
-    with open(path, "rb") as handle:
-        data = handle.read()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[:err.start].count(b"\n") + 1
-        raise ValueError(f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} at line {line}, byte offset "
-                         f"{err.start}); annotation files must be UTF-8: convert it (e.g. iconv -t UTF-8)") from None
+    """The text of an annotation file, which must be UTF-8 (`ValueError` naming the file, line and byte)."""
+    return text_files.read_utf8(path, what="annotation files")
 
 
 def read_json(path: str | os.PathLike) -> Any:
     """A UTF-8 JSON annotation file; `ValueError` naming the file when it is not valid or nests too deeply."""
-    text = read_utf8(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    except RecursionError:
-        raise ValueError(f"{path}: JSON nested too deeply to read (annotations are a list of flat objects)") from None
+    return text_files.read_json(path, what="annotation files", shape="annotations are a list of flat objects")
 
 
 def _is_int(token: str) -> bool:

@@ -2,7 +2,6 @@
 lists; `collate` and `drop_failed` for batches (the sample and batch formats are in `s2d.data`)."""
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -12,6 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from s2d.io import DEFAULT_TIMEOUT_S, ClipSpec, VideoError, read_clip
+from s2d.io.text import loads_json, read_utf8
 
 ON_ERROR = ("skip", "raise", "record")
 ClassesLike = Sequence[str] | Mapping[str, int] | str | os.PathLike
@@ -30,17 +30,9 @@ def load_classes(source: ClassesLike) -> list[str]:
     """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise ValueError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save the class list "
-                             "as UTF-8") from None
+        text = read_utf8(path, what="a class list")
         if path.suffix.lower() == ".json":
-            try:
-                return load_classes(json.loads(text))
-            except (json.JSONDecodeError, RecursionError) as err:
-                why = err.msg if isinstance(err, json.JSONDecodeError) else "nested too deeply"
-                raise ValueError(f"{path}: not a JSON class list ({why})") from None
+            return load_classes(loads_json(text, path, shape="a list of names or a name -> index mapping"))
         return [line.strip() for line in text.splitlines() if line.strip()]
     if isinstance(source, Mapping):
         by_index = sorted((int(i), str(name)) for name, i in source.items())

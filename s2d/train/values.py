@@ -13,6 +13,7 @@ import types
 import typing
 from typing import Any, Union
 
+from s2d.io.text import loads_json, read_utf8
 from s2d.train.errors import TrainConfigError
 from s2d.train.errors import suggest as _suggest
 
@@ -20,23 +21,17 @@ from s2d.train.errors import suggest as _suggest
 def parse_json(text: str, source: str) -> Any:
     """`text` as JSON; `TrainConfigError` naming `source` when it is not (or nests too deeply)."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise TrainConfigError(f"{source}: not valid JSON ({err})") from None
-    except RecursionError:
-        raise TrainConfigError(f"{source}: JSON nested too deeply to read (a config is a few levels deep)") from None
+        return loads_json(text, source, shape="a config is a few levels deep")
+    except ValueError as err:
+        raise TrainConfigError(str(err)) from None
 
 
 def read_json_file(path: str, source: str | None = None) -> Any:
     """A JSON file that must be UTF-8 text; errors name the file (and where its text is not UTF-8)."""
-    with open(path, "rb") as handle:
-        data = handle.read()
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[:err.start].count(b"\n") + 1
-        raise TrainConfigError(f"{source or path}: not UTF-8 text (byte 0x{data[err.start]:02x} at line {line}, "
-                               f"byte offset {err.start}); save it as UTF-8") from None
+        text = read_utf8(path, what="a config")
+    except ValueError as err:
+        raise TrainConfigError(str(err) if source is None else str(err).replace(str(path), source, 1)) from None
     return parse_json(text, source or path)
 
 

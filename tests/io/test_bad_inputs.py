@@ -264,7 +264,7 @@ CLI_CASES += [
      r"d.json: JSON nested too deeply to read"),
     ("train a Latin-1 config", lambda f, t: ["train", str(_write(t / "c.json", '{"seed": 1, "out_dir": "café"}'
                                                                   .encode("latin-1")))], 2,
-     r"c.json: not UTF-8 text \(byte 0xe9 at line 1, byte offset 27\); save it as UTF-8"),
+     r"c.json: not UTF-8 text \(byte 0xe9 at line 1, byte offset 27\); a config must be UTF-8"),
     ("train a 200k-deep config", lambda f, t: ["train", str(_write(t / "deep.json", DEEP_JSON))], 2,
      r"deep.json: JSON nested too deeply to read"),
     ("train a 200k-deep override", lambda f, t: _train(f, t, "data.args.x=" + "[" * 200_000 + "]" * 200_000), 2,

@@ -195,8 +195,9 @@ def test_a_class_list_that_is_not_utf8_is_named(tmp_path):
     from s2d.data.dataset import load_classes
 
     (tmp_path / "classes.txt").write_bytes("caf\xe9\n".encode("latin-1"))
-    with pytest.raises(ValueError, match=r"classes.txt: not UTF-8 text \(byte 3"):
+    with pytest.raises(ValueError, match=r"classes.txt: not UTF-8 text \(byte 0xe9 at line 1, byte offset 3\); "
+                                         r"a class list must be UTF-8"):
         load_classes(tmp_path / "classes.txt")
     (tmp_path / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
-    with pytest.raises(ValueError, match=r"deep.json: not a JSON class list \(nested too deeply\)"):
+    with pytest.raises(ValueError, match=r"deep.json: JSON nested too deeply to read \(a list of names"):
         load_classes(tmp_path / "deep.json")
