@@ -46,7 +46,7 @@ DIGITS = 6
 JSON_START = b'{"path": "'
 
 #: What a file that fails its checks is told to do.
-ADVICE = "choose another --output (or repair the file)"
+ADVICE = "choose another --output, or repair the file"
 
 
 def path_key(path: str | os.PathLike) -> str:
