@@ -121,4 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from s2d.inference.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as `python -m s2d` does: the figures are those of s2d's own processes
     sys.exit(main())

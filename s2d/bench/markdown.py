@@ -230,7 +230,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
     lines = [f"# s2d benchmark — {dev.get('name')} ({dev['type']})", "",
              f"- **Machine**: {dev.get('host_cpu')}, {dev.get('cores')} cores, {dev.get('platform')}"
              + (f"; GPU {dev['name']} (sm {dev.get('capability')}, {dev.get('memory_gb')} GB)" if dev["type"] == "cuda" else ""),
-             f"- **Threads**: {meta['threads']} (`torch.get_num_threads()`)",
+             f"- **Threads**: {meta['threads']} (`torch.get_num_threads()`) · "
+             f"**allocator** {meta.get('allocator', 'default')}",
              f"- **Date**: {meta['date']} · **commit** {rev} · **mode** {meta['mode']} · {meta.get('elapsed_s')} s",
              "- **Versions**: " + ", ".join(f"{k} {v}" for k, v in ver.items() if v),
              f"- **Load average** (1/5/15 min) at start {meta.get('loadavg_start')}, at end {meta.get('loadavg_end')}; "

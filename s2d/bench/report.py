@@ -81,6 +81,15 @@ def device_info(device: torch.device) -> dict[str, Any]:
     return info
 
 
+def allocator_state() -> str:
+    """How glibc treated freed memory in this run (`s2d.inference.allocator`)."""
+    from s2d.inference import allocator
+
+    if getattr(allocator, "_applied", None):
+        return "freed memory kept (s2d.inference.allocator)"
+    return "default"
+
+
 def loadavg() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -100,6 +109,7 @@ def build_meta(bench: Bench, argv: list[str], sections: Iterable[str], threads: 
         "mode": bench.mode,
         "device": device_info(bench.device),
         "threads": threads,
+        "allocator": allocator_state(),
         "options": {"compile": bench.compile, "batches": list(bench.model_batches) if bench.model_batches else None},
         "versions": versions(),
         "git": git if git is not None else git_revision(),
