@@ -15,7 +15,7 @@ torch.set_num_threads(1)  # one thread: every block comes from the main heap (th
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 x = torch.ones(64 << 20, dtype=torch.uint8)
-for _ in range(2):  # warm up: the first passes grow the heap in either case
+for _ in range(10):  # warm up: the heap grows over the first few passes (at most ~6 seen)
     y = x + 1; del y
 before = faults()
 for _ in range(5):  # a forward pass's temporary (64 MiB), allocated, written and freed again
@@ -37,9 +37,10 @@ def test_freed_temporaries_are_not_faulted_in_again():
     applied, faults_on = _probe("on")
     _, faults_off = _probe("off")
     assert applied
-    # 5 x 64 MiB touched: glibc's default returns each block and faults its 16,384 pages in again
+    # 5 x 64 MiB touched: glibc's default returns each block and faults its 16,384 pages in again;
+    # kept, the block is reused once the heap has grown (0 faults measured; one growth is allowed for)
     assert faults_off > 5 * 8_000, faults_off
-    assert faults_on < faults_off / 20, (faults_on, faults_off)
+    assert faults_on * 5 < faults_off, (faults_on, faults_off)
 
 
 def test_s2d_malloc_default_leaves_glibc_alone():
