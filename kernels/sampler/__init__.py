@@ -8,7 +8,9 @@ Layout of the op (as every op in `s2d_kernels`):
 - `banded.py` + `banded_op.py`: the fast pure-torch path (banded spatial filters, fused uint8
   normalisation), and its custom-op registration with the entry point `filterbank_sample_banded`;
 - `triton_sampler.py` + `triton_op.py`: the Triton kernels, and their custom-op registration with
-  the entry point `filterbank_sample_triton`.
+  the entry point `filterbank_sample_triton`;
+- `portable.py`: the torch path's values in plain tensor ops, which "torch" runs under
+  `torch.export` (graphs for ONNX and other runtimes, which know no custom op).
 
 The `*_op.py` modules are imported on first use: registering FLOP formulas imports
 `torch.utils.flop_counter`, which imports Triton where it is installed, and importing this
@@ -53,6 +55,12 @@ def filterbank_sample(frames: torch.Tensor, num_frames: torch.Tensor, params: Ra
     parameters and float frames on every backend.
     """
     backend = resolve_backend(backend, frames.device)
+    if backend == "torch" and torch.compiler.is_exporting():
+        # a graph for other runtimes: the same values in plain tensor ops, no custom op
+        from s2d_kernels.sampler.portable import filterbank_sample_portable
+
+        return filterbank_sample_portable(frames, num_frames, params, out_size, mean=mean, std=std,
+                                          temporal=temporal, layout=layout, sigma=sigma)
     if backend == "torch":
         from s2d_kernels.sampler.banded_op import filterbank_sample_banded
 

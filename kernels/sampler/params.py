@@ -109,7 +109,8 @@ def check_inputs(frames: torch.Tensor, num_frames: torch.Tensor, params: RawSamp
         raise ValueError(f"out_size must be >= 2 (the stride divides by S-1), got {out_size}")
     spatial = {"dx": params.dx, "dy": params.dy, "delta_x": params.delta_x, "delta_y": params.delta_y}
     shapes = {k: list(v.shape) for k, v in spatial.items()}
-    if len({tuple(s) for s in shapes.values()}) != 1 or len(params.dx.shape) != 2 or params.dx.shape[0] != B:
+    # compared as lists, not hashed: under torch.export the batch size is a symbol, which has no hash
+    if any(s != shapes["dx"] for s in shapes.values()) or len(params.dx.shape) != 2 or params.dx.shape[0] != B:
         raise ValueError(f"spatial sampler parameters must all be [B={B}, T_d]; got "
                          + ", ".join(f"{k} {v}" for k, v in shapes.items()))
     T_d = params.out_frames

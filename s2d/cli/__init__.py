@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("s2d.cli.convert", "convert official / pytorchvideo / SlowFast / torchvision checkpoints"),
     "train": ("s2d.cli.train", "train a model (two-stage recipe; DDP under torchrun; resumable)"),
     "eval": ("s2d.cli.eval", "top-1/top-5 of a model on a dataset (multi-clip, DDP-aware)"),
+    "export": ("s2d.cli.export", "export a model to ONNX or a torch.export program (runs without torch or s2d)"),
 }
 
 

@@ -9,7 +9,12 @@ Inference-time rewrites that keep the logits (within float rounding):
 - 2D convolution weights in channels-last memory format, so oneDNN runs the TSM backbones in
   NHWC without reordering every activation (3D convolutions stay contiguous: on CPU the
   channels-last-3d kernels are slower for X3D's depthwise convolutions);
-- optionally `torch.compile` of the backbones (first call compiles, minutes on a small CPU).
+- optionally (`compile=True`) `torch.compile` of the whole forward as one graph, synopsis,
+  locator, sampler and detail net together, with the batch size dynamic (see `_compile_whole`).
+  The first call compiles: with Inductor on a 2-core CPU about 2.5 min for `s2dnet-x3d-synth`,
+  1.5 to 4 min for the tests' tiny TSM models, and again 1.5 min or so at the first batch of 1
+  (a later process finds the kernels in Inductor's disk cache: ~30 s for `s2dnet-x3d-synth`);
+  there the compiled model runs at about the folded eager one's speed (convolutions dominate).
 
 The result is a new model, in eval mode for good: folded norms cannot learn, so `.train()`
 raises and saving it as a checkpoint is refused. The model passed in is left untouched.
@@ -17,7 +22,7 @@ raises and saving it as a checkpoint is refused. The model passed in is left unt
 from __future__ import annotations
 
 import copy
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -172,43 +177,35 @@ def _channels_last_2d(model: nn.Module) -> int:
     return count
 
 
-def _stages(backbone: nn.Module) -> list[nn.Module]:
-    """The modules a backbone calls for its stem and stages (what `torch.compile` should wrap)."""
-    from s2d.models.backbones import X3DBackbone, tsm
-
-    if isinstance(backbone, tsm.TSMResNet50):
-        return [backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4]
-    if isinstance(backbone, tsm.TSMMobileNetV2):
-        return [backbone.features]
-    if isinstance(backbone, X3DBackbone):
-        return list(backbone.net.blocks[:5])  # stem and res2..res5; the head runs piecewise
-    return []
+def _compile_whole(model: nn.Module, backend: str | Callable) -> None:
+    """`torch.compile` the model's forward in place as one graph (`fullgraph`: a graph break raises
+    instead of falling back to Python). `dynamic=True` leaves the batch size symbolic, so one
+    compile serves every batch of 2 or more; the clip's other sizes are fixed by `check_clip`'s
+    shape checks and the weights' by Dynamo, so they stay static. Batch 1 gets its own graph
+    (Dynamo specialises sizes 0 and 1), and PyTorch's CPU convolutions may add one more where
+    their algorithm choice depends on the batch (TSM's 2D convolutions at 16 frames in a batch)."""
+    model.compile(fullgraph=True, dynamic=True, backend=backend)
 
 
-def _compile_backbones(model: nn.Module) -> int:
-    """`torch.compile` each backbone's stages in place (the glue between them keeps Python control
-    flow and data-dependent checks that would break a whole-model graph); returns how many."""
-    count = 0
-    for m in list(model.modules()):
-        for stage in _stages(m):
-            stage.compile(dynamic=False)
-            count += 1
-    return count
-
-
-def optimize_for_inference(model: nn.Module, *, channels_last: bool = True, compile: bool = False) -> nn.Module:
+def optimize_for_inference(model: nn.Module, *, channels_last: bool = True,
+                           compile: bool | str | Callable = False) -> nn.Module:
     """A copy of `model` rewritten for fast inference with the same outputs: BatchNorm folded,
-    2D convs in channels-last format, and with `compile=True` `torch.compile`d backbones.
+    2D convs in channels-last format, and with `compile` the whole forward `torch.compile`d as one graph.
 
-    The copy stays in eval mode: `.train()` raises `InferenceOnlyError` (folded norms cannot
-    learn), as does saving it as a checkpoint. `model` itself is not modified.
+    `compile`: False, True (Inductor) or another `torch.compile` backend, by name ("aot_eager", ...)
+    or as a callable. The first call compiles (see the module docstring for the cost), and so does
+    the first call with batch 1. The copy stays in eval mode: `.train()` raises `InferenceOnlyError`
+    (folded norms cannot learn), as does saving it as a checkpoint. `model` itself is not modified.
     """
+    if not (isinstance(compile, bool) or (isinstance(compile, str) and compile.strip()) or callable(compile)):
+        raise TypeError(f"optimize_for_inference: compile must be True, False or a torch.compile backend (a name "
+                        f"such as 'inductor' or 'aot_eager', or a callable), got {compile!r}")
     optimized = copy.deepcopy(model).eval()
     with torch.no_grad():
         optimized.folded_norms = fold_batchnorm(optimized)
         if channels_last:
             _channels_last_2d(optimized)
     if compile:
-        _compile_backbones(optimized)
+        _compile_whole(optimized, "inductor" if compile is True else compile)
     optimized.inference_only = True
     return optimized

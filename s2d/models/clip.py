@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -69,18 +70,21 @@ def frame_counts(num_frames: Any, batch: int, length: int, device: torch.device)
     integer per video) as a long tensor `[batch]`. Floats and booleans are refused, not truncated."""
     if num_frames is None:
         return torch.full((batch,), length, dtype=torch.long, device=device)
-    what = (f"num_frames must be an int or one integer per video (a list or an integer tensor of {batch}), "
-            f"each the count of valid frames in 1..{length}")
+
+    def what() -> str:  # built only on failure: formatting `batch` would fix it to one value under torch.compile
+        return (f"num_frames must be an int or one integer per video (a list or an integer tensor of {batch}), "
+                f"each the count of valid frames in 1..{length}")
+
     if isinstance(num_frames, (bool, float)):
-        raise TypeError(f"{what}, got {num_frames!r}")
+        raise TypeError(f"{what()}, got {num_frames!r}")
     if isinstance(num_frames, int):
         return torch.full((batch,), num_frames, dtype=torch.long, device=device)
     try:
         counts = torch.as_tensor(num_frames)
     except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{what}, got {type(num_frames).__name__}") from None
+        raise TypeError(f"{what()}, got {type(num_frames).__name__}") from None
     if counts.dtype == torch.bool or counts.is_floating_point() or counts.is_complex():
-        raise TypeError(f"{what}, got {counts.dtype} values")
+        raise TypeError(f"{what()}, got {counts.dtype} values")
     counts = counts.to(device=device, dtype=torch.long).reshape(-1)
     if counts.shape != (batch,):
         raise ValueError(f"num_frames must have one entry per video ({batch}), got shape {tuple(counts.shape)}")
@@ -114,8 +118,24 @@ def resize_nearest(x: torch.Tensor, size: int) -> torch.Tensor:
     B, T = x.shape[:2]
     if x.shape[-2:] == (size, size):
         return x
+    if torch.compiler.is_exporting():
+        # ONNX's Resize places some legacy-nearest samples one pixel off (224 → 128): gather the rows and
+        # columns torch reads instead, so that exported graphs see the same synopsis input
+        rows, cols = (torch.tensor(nearest_sources(n, size), device=x.device) for n in x.shape[-2:])
+        return x.index_select(-2, rows).index_select(-1, cols)
     y = F.interpolate(x.reshape(B * T, *x.shape[2:]), size=size)
     return y.view(B, T, *y.shape[1:])
+
+
+def nearest_sources(length: int, size: int) -> list[int]:
+    """The input index each of `size` outputs reads in the legacy `nearest` resize of `length` inputs,
+    in torch's own float32 arithmetic (`min(floor(i · (length / size)), length - 1)`)."""
+    if size == length:
+        return list(range(size))
+    if size == 2 * length:
+        return [i >> 1 for i in range(size)]
+    scale = np.float32(length) / np.float32(size)
+    return [min(int(np.floor(np.float32(i) * scale)), length - 1) for i in range(size)]
 
 
 def uniform_view(frames: torch.Tensor, num_frames: torch.Tensor, count: int, size: int,

@@ -137,7 +137,7 @@ def _pip_extras(command: str, tmp_path: Path, request: pytest.FixtureRequest) ->
     import tomllib
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    for extra in re.findall(r"\[(\w+)\]", command):
+    for extra in ",".join(re.findall(r"\[([\w,]+)\]", command)).split(","):
         assert extra in project.get("optional-dependencies", {}), f"{command}: no extra {extra!r} in pyproject.toml"
 
 
@@ -210,6 +210,36 @@ def _finetune_flow(command: str, tmp_path: Path, request: pytest.FixtureRequest)
     assert command in _FLOW, f"{command!r} is not in the README's {FLOW_BLOCK!r} block"
 
 
+def _run_onnx_snippet(code: str, folder: Path, model, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's onnxruntime snippet in `folder` (which holds its .onnx and .json) on a clip.mp4 it gets
+    here, lossless at the model's resize size: its top-1 label is eager PyTorch's on the same file."""
+    import torch
+
+    from s2d.models.clip import clip_spec
+    from s2d.synth.benchmark import write_video
+
+    spec = clip_spec(model.config)
+    frames = torch.randint(0, 256, (spec.num_frames + 3, spec.short_side, spec.short_side, 3), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(3))
+    write_video(folder / "clip.mp4", frames)
+    monkeypatch.chdir(folder)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        ns = _run_snippet(code)
+    top = ns["meta"]["labels"][int(ns["logits"][0].argmax())]
+    assert top == model.predict(str(folder / "clip.mp4")).labels[0][0] and top in out.getvalue()
+
+
+def _export_flow(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The export command as written, then the README's onnxruntime snippet on its files."""
+    import s2d
+
+    pytest.importorskip("onnxruntime")
+    run_shell(command, tmp_path)
+    code = next(code for code in readme_snippets() if "import onnxruntime" in code)
+    _run_onnx_snippet(code, tmp_path, s2d.load("s2dnet-x3d-synth"), request.getfixturevalue("monkeypatch"))
+
+
 def _validate(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     accepts(command)
 
@@ -222,8 +252,8 @@ def _bench_base(command: str, tmp_path: Path, request: pytest.FixtureRequest) ->
 
 
 COMMANDS: list[Entry] = [
-    Entry(r'pip install -e "\.\[test\]"', _pip_extras,
-          "installs packages (network); the test environment is that install. Checked: the extra exists"),
+    Entry(r'pip install -e "\.\[test,export\]"', _pip_extras,
+          "installs packages (network); the test environment is that install. Checked: the extras exist"),
     Entry(r"pip install torch torchvision --index-url https://download\.pytorch\.org/whl/cpu", _cpu_wheels,
           "downloads ~200 MB of wheels. Checked: the CPU index and both packages are named"),
     Entry(r'python -m pytest -m "not slow"', _pytest_suite,
@@ -249,6 +279,7 @@ COMMANDS: list[Entry] = [
           "record loads"),
     Entry(r"python -m s2d\.bench --only sampler,parts", _validate,
           "takes minutes on a CPU. Checked: its options are accepted"),
+    Entry(r"python -m s2d export s2dnet-x3d-synth --format onnx --out s2dnet-x3d-synth\.onnx", _export_flow, slow=True),
 ]
 
 
@@ -278,7 +309,8 @@ def test_every_registered_command_is_in_the_readme() -> None:
     commands = readme_commands()
     stale = [e.pattern for e in COMMANDS if not any(re.fullmatch(e.pattern, c) for c in commands)]
     assert not stale, f"entries of COMMANDS that match no README command (remove or update them): {stale}"
-    assert all(e.reason or e.check in (_run, _predict, _predict_collection, _finetune_flow) for e in COMMANDS), \
+    assert all(e.reason or e.check in (_run, _predict, _predict_collection, _finetune_flow, _export_flow)
+               for e in COMMANDS), \
         "a command that is not run needs a reason"
 
 
@@ -320,9 +352,22 @@ def _snippet_pretrained(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "org/name" in hub.repos and ns["model"].weights_source.verified
 
 
+def _snippet_onnx(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """On a tiny X3D baseline's export named as the README names it (the real export command is a slow test)."""
+    import s2d
+    from s2d.inference.export import export_model
+
+    pytest.importorskip("onnxruntime")
+    model = s2d.create("x3d-m", arch="x3d_tiny", num_classes=4, labels=["wave", "jump", "run", "sit"], frames=4,
+                       size=32, dense_frames=8, dense_size=48).eval()
+    export_model(model, tmp_path / "s2dnet-x3d-synth.onnx")
+    _run_onnx_snippet(code, tmp_path, model, monkeypatch)
+
+
 SNIPPETS: list[tuple[str, Callable]] = [
     (r's2d\.create\("s2dnet-tsm-sthv2"\)\.eval\(\)', _snippet_model),
     (r's2d\.load\("org/folder-or-zoo-name"\)', _snippet_pretrained),
+    (r"import onnxruntime as ort", _snippet_onnx),
 ]
 
 

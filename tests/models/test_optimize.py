@@ -105,7 +105,9 @@ def test_predict_with_the_optimised_model(tmp_path, trained_looking, videos):
 
 
 @pytest.mark.slow
-def test_compiled_backbones_keep_the_logits(trained_looking):
+def test_the_compiled_model_keeps_the_logits(trained_looking):
+    """Inductor's one-graph compile of a model with folded, non-trivial norms (tests/models/test_compile.py
+    checks graphs and batch sizes)."""
     model = trained_looking("x3d-m")
     fast = optimize_for_inference(model, compile=True)
     frames, num_frames = clips(model)

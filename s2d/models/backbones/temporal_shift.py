@@ -18,6 +18,8 @@ def temporal_shift(x: torch.Tensor, num_segments: int, shift_div: int = 8) -> to
         raise ValueError(f"temporal shift: {nt} frames is not a multiple of num_segments={num_segments}")
     x = x.view(nt // num_segments, num_segments, c, h, w)
     fold = c // shift_div
+    if torch.compiler.is_exporting():
+        return _shift_by_concat(x, fold).view(nt, c, h, w)
     # Every element is written once (no zero fill of the whole tensor first): the shift is a
     # memory-bound copy run before each shifted conv, so one pass less counts.
     out = torch.empty_like(x)
@@ -27,6 +29,15 @@ def temporal_shift(x: torch.Tensor, num_segments: int, shift_div: int = 8) -> to
     out[:, 0, fold:2 * fold] = 0
     out[:, :, 2 * fold:] = x[:, :, 2 * fold:]
     return out.view(nt, c, h, w)
+
+
+def _shift_by_concat(x: torch.Tensor, fold: int) -> torch.Tensor:
+    """The same shift `[B, T, C, H, W]` → `[B, T, C, H, W]` built by concatenation, without writes into
+    slices of a buffer: exported graphs (ONNX) carry it as plain slices and concats."""
+    zero = torch.zeros_like(x[:, :1, :fold])
+    ahead = torch.cat([x[:, 1:, :fold], zero], 1)  # frame t sees t+1
+    behind = torch.cat([zero, x[:, :-1, fold:2 * fold]], 1)  # frame t sees t-1
+    return torch.cat([ahead, behind, x[:, :, 2 * fold:]], 2)
 
 
 class TemporalShift(nn.Module):
