@@ -5,7 +5,7 @@ Usage::
     python -m s2d.bench [--device cpu|cuda] [--quick | --tiny] [--only SECTION[,SECTION] | --only all]
                         [--json OUT [--resume]] [--markdown OUT] [--base OLD.json] [--threads N]
                         [--update DOC.json] [--render DOC.json] [--batches 1,16]
-                        [--compile | --no-compile] [--quiet]
+                        [--compile | --no-compile] [--compile-model] [--quiet]
 
 Sections: `kernels` (filterbank sampler and context fusion per backend, forward / backward /
 forward+backward, uint8 vs float input), `models` (per-video latency and throughput of S2DNet vs
@@ -14,11 +14,15 @@ sampler ablation), `decode` (clips/s of reading each model's dense clip from a s
 per decoder), `predict` (videos/s over a folder of synthetic videos: the sequential per-video
 loop, pipelined `predict_many`, decode only, model only, and their ratios), `flops` (params and
 GMACs split by component, beside the paper's and the official code's counts); these five make a
-run without `--only`. Two more run only when `--only` names them (or `--only all`): `sampler` (the
+run without `--only`. Three more run only when `--only` names them (or `--only all`): `sampler` (the
 banded, per-video-loop and dense CPU sampler implementations called directly, each call on the
 wall clock and on the process CPU clock, which other jobs disturb less) and `parts` (an
 optimised S2DNet's batch-1 time split by part beside its baseline and the baseline at the detail
-net's input, the analysis behind the S2DNet / baseline ratio). `--quick` takes a few minutes on
+net's input, the analysis behind the S2DNet / baseline ratio) and `deploy` (CPU inference
+paths of S2DNet-efficient and TSM-R50 in one run: eager, `optimize_for_inference`, ONNX Runtime,
+bf16, int8 PT2E and, with `--compile-model`, the whole-model compile, each with its logit error
+against eager; top-1 of `s2dnet-x3d-synth` per precision; the allocator settings compared in a
+child process, see `s2d.bench.deploy`). `--quick` takes a few minutes on
 a CPU, `--tiny` (or `S2D_BENCH_TINY=1`) seconds; every ratio is computed from measurements of
 the same run.
 With `--json OUT` the document is rewritten (atomically) after every section, `meta.pending`
@@ -65,12 +69,13 @@ JSON document (schema 1, kept stable; new optional row fields may be added, neve
           "id": stable key, "/"-separated, e.g. "kernels/sampler/fwd/uint8/torch",
                 "models/tsm-r50/b1/fp32/per_video_latency", "flops/s2dnet-tsm-sthv2/total/gmacs",
                 "predict/pipelined_w1/videos_per_s", "predict/ratio/pipelined_over_sequential",
+                "deploy/tsm-r50/b16/onnxruntime/per_video_latency", "deploy/accuracy/int8/top1",
                 "sampler/fwd/uint8/banded/cpu", "parts/s2dnet-tsm-sthv2/detail/latency",
-          "section": "kernels" | "sampler" | "models" | "parts" | "decode" | "predict" | "flops",
+          "section": "kernels" | "sampler" | "models" | "parts" | "decode" | "predict" | "flops" | "deploy",
           "group": sub-table title, "name": human-readable label,
           "metric": "latency" | "throughput" | "speedup" | "ratio" | "compile_time" |
-                    "bandwidth" | "params" | "gmacs",
-          "value": number, "unit": "ms" | "s" | "x" | "videos/s" | "clips/s" | "GB/s" | "params" | "GMAC",
+                    "bandwidth" | "params" | "gmacs" | "accuracy",
+          "value": number, "unit": "ms" | "s" | "x" | "videos/s" | "clips/s" | "GB/s" | "params" | "GMAC" | "%",
           "better": "lower" | "higher" | null (counts),
           # optional:
           "p20", "p80": quantiles of the repeated runs (same unit), "n": timed runs,
@@ -81,7 +86,9 @@ JSON document (schema 1, kept stable; new optional row fields may be added, neve
           ("backend", "kernel_backend", "dtype", "pass", "batch", "model", "description", "shape",
           "input", "clip", "video", "part", "clock"), "min": fastest run (sampler section),
           "statistic": "min" (a ratio of minimums), "share", "over_baseline" (parts section: of the
-          S2DNet's total, and over the baseline's latency)
+          S2DNet's total, and over the baseline's latency), "path", "rel_err" (deploy: largest
+          |out - eager fp32| / max |eager fp32| of the logits), "delta_vs_fp32", "agreement_pct", "clips"
+          (deploy accuracy), "allocator", "process", "minor_faults_per_call", "sys_s_per_call" (deploy allocator)
         }
       ]
     }

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark S2DNet kernels, models, video decoding and FLOP counts; print markdown tables "
                     "and optionally write a JSON document (schema in `s2d.bench`). Sections: "
                     f"{', '.join(SECTIONS)}. A run without --only measures {', '.join(DEFAULT_SECTIONS)}; "
-                    f"{' and '.join(extra)} run only when --only names them.",
+                    f"{', '.join(extra[:-1])} and {extra[-1]} run only when --only names them.",
         epilog="With --json OUT the document is rewritten after every section, so an interrupted run keeps the "
                "sections it completed; rerun the same command with --resume to measure only the rest.")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None,
@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--compile", dest="compile", action="store_true", default=None,
                       help="include torch.compile in the sampler comparison (default: on in full mode)")
     comp.add_argument("--no-compile", dest="compile", action="store_false")
+    p.add_argument("--compile-model", action="store_true",
+                   help="deploy section: also time optimize_for_inference(compile=True) (its first call takes minutes)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
 

@@ -15,11 +15,12 @@ import torch
 from s2d.bench.timing import TimerSettings, Timing
 
 #: Sections in the order they run and print.
-SECTIONS = ("kernels", "sampler", "models", "parts", "decode", "predict", "flops")
+SECTIONS = ("kernels", "sampler", "models", "parts", "decode", "predict", "flops", "deploy")
 
 #: Sections a run without `--only` measures. `sampler` (the CPU sampler paths called directly, on
 #: two clocks) repeats part of `kernels`, and `parts` (an S2DNet's time by part) is an analysis of
-#: one `models` ratio: both only run when `--only` names them, so a full run stays as long as it was.
+#: one `models` ratio: both only run when `--only` names them, so a full run stays as long as it was;
+#: so does `deploy` (CPU inference paths, precisions and allocator settings compared).
 DEFAULT_SECTIONS = ("kernels", "models", "decode", "predict", "flops")
 
 #: Model batch sizes per mode when `--batches` is not given (the same on CPU and GPU; 16 is the
@@ -67,6 +68,7 @@ class Bench:
     device: torch.device
     mode: str = "full"
     compile: bool = True
+    compile_model: bool = False  # deploy section: time optimize_for_inference(compile=True) as well
     model_batches: tuple[int, ...] | None = None
     verbose: bool = True
     rows: list[dict[str, Any]] = field(default_factory=list)

@@ -182,7 +182,7 @@ def parts_summary(rows: list[dict[str, Any]]) -> list[str]:
 
 SECTION_TITLES = {"kernels": "Kernels", "sampler": "Sampler paths (CPU, wall and CPU clock)", "models": "Models",
                   "parts": "S2DNet time by part", "decode": "Decode", "predict": "Predict (end to end)",
-                  "flops": "FLOPs and parameters"}
+                  "flops": "FLOPs and parameters", "deploy": "Deployment paths (CPU)"}
 
 
 #: Fewer timed runs than this make a median a rough indication only.
@@ -287,6 +287,17 @@ def render_markdown(doc: dict[str, Any]) -> str:
             lines += [""] + kernels_summary(sec_rows)
         if section == "parts" and sec_rows:
             lines += [""] + parts_summary(sec_rows)
+            if not with_base:
+                sec_rows = []
+            else:
+                lines += ["**All rows**"]
+        if section == "deploy" and "deploy" in shape:
+            lines += [f"- {shape['deploy']}"] + ([f"- accuracy: {shape['deploy_accuracy']}"]
+                                                  if "deploy_accuracy" in shape else [])
+        if section == "deploy" and sec_rows:
+            from s2d.bench.deploy_report import deploy_summary
+
+            lines += [""] + deploy_summary(sec_rows)
             if not with_base:
                 sec_rows = []
             else:

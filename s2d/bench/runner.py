@@ -31,7 +31,8 @@ TINY_ENV = "S2D_BENCH_TINY"
 
 #: Section → the module under `s2d.bench` whose `run(bench)` measures it.
 SECTION_MODULES = {"kernels": "kernels", "sampler": "sampler", "models": "models", "parts": "parts",
-                   "decode": "decode", "predict": "predict", "flops": "complexity"}
+                   "decode": "decode", "predict": "predict", "flops": "complexity",
+                   "deploy": "deploy"}
 
 
 def section_runner(name: str) -> Callable[[Bench], None]:
@@ -149,7 +150,8 @@ def run_bench(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     mode = mode_of(args)
     threads = torch.get_num_threads()
     bench = Bench(device=device, mode=mode, compile=(mode == "full") if args.compile is None else args.compile,
-                  model_batches=args.batches, verbose=not args.quiet)
+                  model_batches=args.batches, verbose=not args.quiet,
+                  compile_model=bool(getattr(args, "compile_model", False)))
     base_doc = load_document(args.base) if args.base else None  # fail before measuring, not after
     out = args.json or args.update
     earlier, history = earlier_document(args, bench, threads)

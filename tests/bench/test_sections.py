@@ -81,14 +81,14 @@ def test_help_states_the_batches_and_sections_the_code_uses(capsys: pytest.Captu
             used = batches_for(Bench(device=torch.device(device), mode=mode))
             assert quoted == ",".join(map(str, used)) == ",".join(map(str, MODEL_BATCHES[mode])), (mode, device)
     assert f"A run without --only measures {', '.join(DEFAULT_SECTIONS)}" in text
-    assert "sampler and parts run only when --only names them" in text
+    assert "sampler, parts and deploy run only when --only names them" in text
 
 
 def test_only_all_and_defaults() -> None:
     assert parse_sections("all") == list(SECTIONS)
     assert parse_sections(None) == list(DEFAULT_SECTIONS)
     assert parse_sections("parts,sampler") == ["sampler", "parts"]
-    assert set(SECTIONS) - set(DEFAULT_SECTIONS) == {"sampler", "parts"}
+    assert set(SECTIONS) - set(DEFAULT_SECTIONS) == {"sampler", "parts", "deploy"}
 
 
 def test_sampler_section_is_skipped_on_cuda_with_a_reason() -> None:
