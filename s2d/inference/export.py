@@ -229,6 +229,8 @@ def export_metadata(model: nn.Module, format: str, opset: int | None = None) -> 
                                       "frame after them"}},
         "outputs": list(output_names(model)),
         "labels": class_names(model),
+        # trained weights (loaded from the zoo, the Hub or a folder) or a random init: predict warns on the latter
+        "pretrained": getattr(model, "weights_source", None) is not None or bool(getattr(model, "pretrained", False)),
         "dense_frames": T, "dense_size": S, "short_side": spec.short_side, "crop": "center",
         "frame_choice": f"uniform: frame indices linspace(0, n-1, {T}) truncated to integers, for a video of n >= "
                         f"{T} frames; a shorter video gives all its n frames, then its last frame repeated",
