@@ -261,7 +261,8 @@ def predict_many(model: nn.Module, videos: str | os.PathLike | Iterable[str | os
                  batch_size: int | None = None, workers: int | None = None,
                  device: str | torch.device | None = None, optimize: bool = True, amp: bool | None = None,
                  backend: str = "auto", timeout_s: float | None = DEFAULT_TIMEOUT_S, keep_detail: bool = False,
-                 progress: bool = False, threads: int | None = None) -> Iterator[Prediction]:
+                 progress: bool = False, threads: int | None = None, features: bool = False,
+                 part_size: int | None = None) -> Iterator[Prediction]:
     """Classify video files, yielding one `Prediction` per video in input order (`error` set,
     no labels, for a video that cannot be read or that crashes its decoder).
 
@@ -276,7 +277,10 @@ def predict_many(model: nn.Module, videos: str | os.PathLike | Iterable[str | os
     `backend` and `timeout_s` go to `s2d.io.read_clip`. `keep_detail` keeps each video's raw
     outputs, detail volume and clip in the prediction (for `s2d.inference.viz`; memory grows with the
     batch). `progress` shows a tqdm bar with videos/s on stderr. Use `find_videos` to expand
-    folders and list files.
+    folders and list files. `features` fills `Prediction.features` with each video's pooled
+    features (`s2d.inference.features`). `part_size` (default `STREAM_BATCHES` batches per worker)
+    is how many paths are read at a time from an input that is not a list or tuple: a small one
+    lets a generator that claims work (`s2d.inference.distributed`) claim no more than it needs.
 
     On CPU the model runs on `threads` intra-op threads while predicting (default: the cores the
     decoding workers leave, at least one; torch's setting is restored afterwards): a decoder and
@@ -284,6 +288,12 @@ def predict_many(model: nn.Module, videos: str | os.PathLike | Iterable[str | os
     """
     topk = default_topk(model.config.num_classes) if topk is None else topk
     check_topk(topk, model.config.num_classes)
+    if features:
+        from s2d.inference.features import supports_features
+
+        if not supports_features(model):
+            raise ValueError(f"{type(model).__name__} cannot return pooled features (an exported graph has none); "
+                             "predict with the model itself")
     if isinstance(videos, (str, os.PathLike)):
         videos = [videos]
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -296,7 +306,7 @@ def predict_many(model: nn.Module, videos: str | os.PathLike | Iterable[str | os
         total: int | None = len(videos)
         parts: Iterator[list[str]] = iter([[os.fspath(v) for v in videos]])
     else:
-        total, parts = None, _chunks(videos, STREAM_BATCHES * batch_size * max(1, workers))
+        total, parts = None, _chunks(videos, part_size or STREAM_BATCHES * batch_size * max(1, workers))
     first = next(parts, [])
     if not first:
         return
@@ -316,6 +326,8 @@ def predict_many(model: nn.Module, videos: str | os.PathLike | Iterable[str | os
             yield from _decoded_batches(dataset, batch_size, workers, device.type == "cuda", signals)
 
     extra = {"return_detail": True} if keep_detail and net.config.kind == "s2dnet" else {}
+    if features:
+        extra["return_features"] = True
 
     def autocast() -> contextlib.AbstractContextManager:
         return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()

@@ -28,10 +28,13 @@ class Prediction:
     error: str | None = None  # why the video could not be read (then `labels` is empty)
     outputs: Any = field(default=None, repr=False, compare=False)  # the raw model outputs
     clip: torch.Tensor | None = field(default=None, repr=False, compare=False)  # uint8 [T, H, W, 3]
+    # pooled features when asked for (`predict_many(features=True)`): name -> float32 [E] ("synopsis" and
+    # "detail" for S2DNet, "backbone" for a single-network baseline); see `s2d.inference.features`
+    features: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d.pop("outputs"), d.pop("clip")
+        d.pop("outputs"), d.pop("clip"), d.pop("features")
         d["labels"] = [{"label": n, "prob": p} for n, p in self.labels]
         if self.synopsis is not None:
             d["synopsis"] = [{"label": n, "prob": p} for n, p in self.synopsis]
@@ -131,4 +134,8 @@ def prediction_from_outputs(model: nn.Module, out: Any, row: int, topk: int, num
         p = out.params
         pred.sampling = {"centre_t": float(p.centre_t[row]), "stride_t": float(p.stride_t[row]),
                          **{k: getattr(p, k)[row].tolist() for k in ("centre_x", "centre_y", "stride_x", "stride_y")}}
+    pooled = {name: getattr(out, key, None) for name, key in
+              (("synopsis", "synopsis_features"), ("detail", "detail_features"), ("backbone", "features"))}
+    if any(v is not None for v in pooled.values()):  # asked for (`return_features`): this video's, float32, on CPU
+        pred.features = {name: v[row].detach().float().cpu().clone() for name, v in pooled.items() if v is not None}
     return pred

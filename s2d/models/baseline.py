@@ -16,6 +16,7 @@ from s2d.models.pretrained import PretrainedMixin
 @dataclass
 class BaselineOutput:
     logits: torch.Tensor  # [B, K]
+    features: torch.Tensor | None = None  # [B, E] backbone features averaged over time, when requested
 
 
 class VideoClassifier(nn.Module, PretrainedMixin):
@@ -36,15 +37,17 @@ class VideoClassifier(nn.Module, PretrainedMixin):
         """The parameters indexed by class: name → (dim, first index); the classifier's rows."""
         return {"fc.weight": (0, 0), "fc.bias": (0, 0)}
 
-    def forward(self, frames: torch.Tensor, num_frames: torch.Tensor | None = None) -> BaselineOutput:
-        """Classify the config's dense clips `[B, dense_frames, 3, dense_size, dense_size]` (see `check_clip`)."""
+    def forward(self, frames: torch.Tensor, num_frames: torch.Tensor | None = None,
+                return_features: bool = False) -> BaselineOutput:
+        """Classify the config's dense clips `[B, dense_frames, 3, dense_size, dense_size]` (see `check_clip`);
+        `return_features` adds the backbone's pooled features (for downstream work)."""
         c = self.config
         num_frames = check_clip(frames, num_frames, dense=(c.dense_frames, c.dense_size))
         clip = uniform_view(frames, num_frames, c.frames, c.size, c.mean, c.std)
         B, T = clip.shape[:2]
         x = clip.reshape(B * T, *clip.shape[2:]) if self.backbone.layout == "btchw" else clip.transpose(1, 2)
         _, pooled = run_backbone(self.backbone, x)
-        return BaselineOutput(self.fc(self.dropout(pooled)).mean(1))
+        return BaselineOutput(self.fc(self.dropout(pooled)).mean(1), pooled.mean(1) if return_features else None)
 
     def predict(self, video, topk: int | None = None, device=None):
         """Classify a video file or a uint8 clip `[T, H, W, 3]`: see `s2d.inference.predict.predict`."""

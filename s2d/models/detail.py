@@ -27,8 +27,9 @@ class DetailNet(nn.Module):
         self.fc = nn.Linear(self.backbone.embed_dim + extra, num_classes)
 
     def forward(self, volume: torch.Tensor, m: torch.Tensor, s: torch.Tensor, topk: torch.Tensor,
-                backend: str = "auto") -> torch.Tensor:
-        """`volume`: `[B, T_d, 3, S, S]` (TSM) or `[B, 3, T_d, S, S]` (X3D) → logits `[B, K]`.
+                backend: str = "auto", return_features: bool = False) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """`volume`: `[B, T_d, 3, S, S]` (TSM) or `[B, 3, T_d, S, S]` (X3D) → logits `[B, K]` (with
+        `return_features`, also the backbone's features averaged over time, `[B, E]`, before dropout).
 
         The context (`m`, `s` and the top-k indices from the synopsis) enters the fusion stages
         and, when configured, the classifier, each computed per `backend` (the official
@@ -45,5 +46,7 @@ class DetailNet(nn.Module):
         _, pooled = run_backbone(self.backbone, x, fuse if len(self.fusion) else None)  # [B, T', E]
         feats = self.dropout(pooled)
         if not self.fusion_cfg.classifier:
-            return self.fc(feats).mean(1)
-        return context_classifier(feats, m, s, topk, self.fc.weight, self.fc.bias, backend=backend)
+            logits = self.fc(feats).mean(1)
+        else:
+            logits = context_classifier(feats, m, s, topk, self.fc.weight, self.fc.bias, backend=backend)
+        return (logits, pooled.mean(1)) if return_features else logits

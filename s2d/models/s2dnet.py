@@ -46,6 +46,8 @@ class S2DOutput:
     detail: torch.Tensor | None = None  # V̂ when requested
     detail_layout: str = "btchw"  # layout of `detail`: "btchw" [B, T_d, 3, S, S] or "bcthw" [B, 3, T_d, S, S]
     shift_probe: ShiftProbe | None = None  # training with locator.gradient="smoothed"
+    synopsis_features: torch.Tensor | None = None  # [B, E_s] pooled synopsis features g, when requested
+    detail_features: torch.Tensor | None = None  # [B, E_d] detail features averaged over time, when requested
 
 
 class S2DNet(nn.Module, PretrainedMixin):
@@ -108,9 +110,11 @@ class S2DNet(nn.Module, PretrainedMixin):
         return uniform_view(frames, num_frames, c.synopsis.frames, c.synopsis.size, c.mean, c.std)
 
     def forward(self, frames: torch.Tensor, num_frames: torch.Tensor | None = None,
-                return_detail: bool = False, look_at: RawSampling | None = None) -> S2DOutput:
+                return_detail: bool = False, look_at: RawSampling | None = None,
+                return_features: bool = False) -> S2DOutput:
         """Classify dense clips; `look_at` (raw sampling parameters) overrides where the detail
-        sampler looks, for probing the detail net at chosen windows."""
+        sampler looks, for probing the detail net at chosen windows. `return_features` adds the
+        pooled synopsis and detail features (for downstream work; the other outputs are unchanged)."""
         c = self.config
         num_frames = check_clip(frames, num_frames, min_batch=2 if self.training else 1,
                                 dense=(c.dense_frames, c.dense_size))
@@ -133,10 +137,14 @@ class S2DNet(nn.Module, PretrainedMixin):
             view = RawSampling(*(p.detach() for p in raw.as_tuple()))
             probe = self._shift_probe(frames, num_frames, raw, m, s, idx, backend)
         volume = self.sampler(frames, num_frames, view, backend=backend)
-        logits = self.detail(volume, m, s, idx, backend=backend)
+        features = None
+        if return_features:
+            logits, features = self.detail(volume, m, s, idx, backend=backend, return_features=True)
+        else:
+            logits = self.detail(volume, m, s, idx, backend=backend)
         window = SamplingWindow.from_raw(raw, num_frames, H, W, c.sampler.size)
         return S2DOutput(logits, syn.logits, idx, s, window, volume if return_detail else None, self.sampler.layout,
-                         probe)
+                         probe, syn.pooled if return_features else None, features)
 
     @torch.no_grad()
     def _shift_probe(self, frames, num_frames, raw, m, s, idx, backend: str) -> ShiftProbe:
