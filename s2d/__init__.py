@@ -25,6 +25,9 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["create", "load"], "s2d.hub.factory"),
     **dict.fromkeys(["predict_many", "find_videos"], "s2d.inference.batch_predict"),
     "optimize_for_inference": "s2d.inference.optimize",
+    "load_exported": "s2d.inference.exported",
+    "export_model": "s2d.inference.export",
+    "predict_windows": "s2d.inference.windows",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

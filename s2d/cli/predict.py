@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 
 from s2d.cli.args import int_in, non_negative_int, positive_int
+from s2d.cli.predict_windows import add_arguments as add_window_arguments
+from s2d.cli.predict_windows import run_windows, windowed
 from s2d.models.limits import MAX_CLASSES
 
 
@@ -58,7 +60,10 @@ def check_vis(folder: str, stems: list[str]) -> str | None:
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("videos", nargs="+", metavar="INPUT",
                         help="video files, folders (searched recursively) or list files (.txt, one path a line)")
-    parser.add_argument("--model", required=True, help="zoo name, hf-hub:org/repo, or a local model folder")
+    parser.add_argument("--model", required=True,
+                        help="zoo name, hf-hub:org/repo, a local model folder, or a graph of `s2d export` (FILE.onnx "
+                             "or FILE.pt2, with FILE.json beside it; loading a .pt2 file unpickles it and can run "
+                             "code: trusted files only)")
     parser.add_argument("--topk", type=int_in(1, MAX_CLASSES), default=None, metavar="K",
                         help="how many labels to print per video, most probable first (default: 5, or every class "
                              "of a model with fewer; at most the model's classes)")
@@ -80,16 +85,25 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-optimize", dest="optimize", action="store_false",
                         help="run the model as loaded (default: BatchNorm folded and channels-last, same outputs)")
     parser.add_argument("--vis", metavar="DIR", help="write <video>.png and <video>.gif showing the sampled regions")
+    parser.add_argument("--features", metavar="DIR",
+                        help="write each video's pooled synopsis and detail features to DIR (one .safetensors "
+                             "file per video, with the frames and sampling window as metadata)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--untrained", action="store_true",
                         help="use randomly initialised weights (also the fallback for a model with no published "
                              "weights)")
+    add_window_arguments(parser)  # --window and its options: a label for every window (s2d.cli.predict_windows)
 
 
 def load_model(name: str, device: str, untrained: bool):
-    """The model to predict with: published weights, or (with `untrained`) a random init."""
+    """The model to predict with: published weights, (with `untrained`) a random init, or an exported graph."""
     import s2d
 
+    if name.lower().endswith((".onnx", ".pt2")):  # a graph of `s2d export`: its weights are in the file
+        if untrained:
+            raise ValueError(f"--untrained does not apply to an exported graph ({name} holds its weights)")
+        from s2d.inference.exported import load_exported
+        return load_exported(name, device=device)
     if untrained:
         model = s2d.create(name)
         model.pretrained = False
@@ -108,9 +122,14 @@ def run(args: argparse.Namespace) -> int:
     from s2d.inference.results import results_format
     from s2d.io.files import OutputBusyError, OutputLock
 
+    if windowed(args):
+        return run_windows(args, load_model=load_model, record=record, shown=shown)
     if args.retry_failed and not args.output:
         print("error: --retry-failed needs --output (the file that records the failures)", file=sys.stderr)
         return 2
+    from s2d.inference.distributed import run_shared, wanted
+    if wanted(args.output):  # torchrun, or part files of an earlier such run: the ranks share the videos
+        return run_shared(args, collect)
     if not args.output:
         return collect(args)
     try:  # one run per results file, for the whole run: two would record the same videos twice
@@ -159,12 +178,19 @@ def collect(args: argparse.Namespace) -> int:
         print(f"error: --vis draws where an S2DNet looked; {args.model} is a {model.config.kind} model "
               "that samples no detail", file=sys.stderr)
         return 2
+    if getattr(args, "shared", None) is not None:  # torchrun: s2d.inference.distributed shares the videos
+        from s2d.inference.distributed import collect_shared
+        return collect_shared(args, model, videos, unreadable)
     total = len(videos)
     if results is not None:  # the videos recorded (less the failures to retry) are skipped
         done = results.done() - (results.failed() if args.retry_failed else set())
         videos = [v for v in videos if path_key(v) not in done]
     stems = picture_stems(videos)
     problem = check_vis(args.vis, stems) if args.vis else None
+    owner = model_identity(model, args.model) if args.features else None  # who the features files are of
+    if args.features and not problem:
+        from s2d.inference.features import check_features
+        problem = check_features(args.features, videos, owner, model)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -183,10 +209,13 @@ def collect(args: argparse.Namespace) -> int:
     failures: list[tuple[str, str]] = []
     preds = predict_many(model, videos, topk=args.topk, batch_size=args.batch_size, workers=args.workers,
                          device=args.device, optimize=args.optimize, backend=args.decoder, keep_detail=keep_detail,
-                         progress=len(videos) > 1)
+                         progress=len(videos) > 1, features=bool(args.features))
     pending: list[dict] = []  # finished, not yet in the results file
     try:
         for pred, stem in zip(preds, stems):
+            if args.features and pred.error is None:  # before its record: a recorded video has its features
+                from s2d.inference.features import write_features
+                write_features(args.features, pred, model=owner, config=model.config)
             if results is not None:
                 pending.append(pred.to_dict())
                 if len(pending) >= (args.batch_size or 1):

@@ -66,7 +66,10 @@ def results_format(path: str | os.PathLike) -> str:
 def model_identity(model: Any, reference: str) -> str:
     """Which model made a record: `reference` (a folder by its own name) and `sha256:` + the first
     12 hex digits of its weights file (the zoo index's checksum, else the file hashed); an untrained
-    model (`model.pretrained` false) by its config's sha256 instead, its weights being random."""
+    model (`model.pretrained` false) by its config's sha256 instead, its weights being random; an
+    exported graph (`s2d.inference.exported`) by its own `identity`, its file's name and sha256."""
+    if getattr(model, "identity", None):
+        return model.identity
     name = reference[len("local-dir:"):] if reference.startswith("local-dir:") else reference
     if os.path.isdir(name):
         name = Path(name).resolve().name
@@ -91,6 +94,9 @@ class ResultsFile:
 
     `topk` fixes the labels per record (and the CSV columns); `model` (`model_identity`) is checked
     against the records now, or later by `check_model`, and is needed to append."""
+
+    #: Whether the records are of windows (`s2d.inference.window_results`) rather than whole videos.
+    windowed = False
 
     def __init__(self, path: str | os.PathLike, topk: int = 5, model: str | None = None) -> None:
         self.path = Path(path)
@@ -253,6 +259,9 @@ class ResultsFile:
         if record["topk"] != self.topk:
             raise ValueError(f"{where}: a top-{record['topk']} record, this run is top-{self.topk}; pass the same "
                              "--topk or choose another --output")
+        if "window" in record and not self.windowed:
+            raise ValueError(f"{where}: a record of one window of a video (predict --window); this run records whole "
+                             "videos: choose another --output")
 
     def _take(self, record: Any, where: str) -> None:
         """Check one complete record and keep it."""
@@ -284,18 +293,25 @@ class ResultsFile:
         kept = [r for r in self.records if not r.get("error")]
         dropped = len(self.records) - len(kept)
         if dropped:
-            head = self._csv_line(self.columns) if self.format == "csv" else b""
-            data = head + b"".join(self._line(r) for r in kept)
-
-            def write(tmp: str) -> None:
-                with open(tmp, "wb") as handle:
-                    handle.write(data)
-
-            with deferred_signals():
-                atomic_write(self.path, write)
-                self.records = kept
-                self._size = self._end = len(data)
+            self.rewrite(kept)
         return dropped
+
+    def rewrite(self, records: list[dict[str, Any]]) -> None:
+        """Replace the file's records by `records` (as read from this or another results file of this
+        model and top-k), atomically (`atomic_write`): a crash keeps the old file or the new, never a mix.
+        Used to drop failures and to merge the part files of a distributed run (`s2d.inference.distributed`)."""
+        self._writable()
+        head = self._csv_line(self.columns) if self.format == "csv" else b""
+        data = head + b"".join(self._line(r) for r in records)
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+
+        with deferred_signals():
+            atomic_write(self.path, write)
+            self.records = list(records)
+            self._size = self._end = len(data)
 
     def append(self, records: Iterable[dict[str, Any]]) -> int:
         """Append records (`Prediction.to_dict()`) with this run's model and top-k; returns how many.

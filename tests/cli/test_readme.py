@@ -240,6 +240,22 @@ def _export_flow(command: str, tmp_path: Path, request: pytest.FixtureRequest) -
     _run_onnx_snippet(code, tmp_path, s2d.load("s2dnet-x3d-synth"), request.getfixturevalue("monkeypatch"))
 
 
+def _predict_windows(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The long-video command on a 6 s video: a record per window, segments and an mp4 of every frame."""
+    import json
+
+    import av
+
+    request.getfixturevalue("videos").write_video(tmp_path / "long.mp4", num_frames=150, width=96, height=72, fps=25,
+                                                   pattern="ramp")
+    run_shell(command, tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "windows.jsonl").read_text().splitlines()]
+    assert [r["window"] for r in records] == list(range(len(records))) and len(records) >= 5
+    assert json.loads((tmp_path / "segments.json").read_text())
+    with av.open(str(tmp_path / "annotated.mp4")) as video:
+        assert sum(1 for _ in video.decode(video=0)) == 150
+
+
 def _validate(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     accepts(command)
 
@@ -252,7 +268,7 @@ def _bench_base(command: str, tmp_path: Path, request: pytest.FixtureRequest) ->
 
 
 COMMANDS: list[Entry] = [
-    Entry(r'pip install -e "\.\[test,export\]"', _pip_extras,
+    Entry(r'pip install -e "\.\[test,export,quant\]"', _pip_extras,
           "installs packages (network); the test environment is that install. Checked: the extras exist"),
     Entry(r"pip install torch torchvision --index-url https://download\.pytorch\.org/whl/cpu", _cpu_wheels,
           "downloads ~200 MB of wheels. Checked: the CPU index and both packages are named"),
@@ -280,6 +296,15 @@ COMMANDS: list[Entry] = [
     Entry(r"python -m s2d\.bench --only sampler,parts", _validate,
           "takes minutes on a CPU. Checked: its options are accepted"),
     Entry(r"python -m s2d export s2dnet-x3d-synth --format onnx --out s2dnet-x3d-synth\.onnx", _export_flow, slow=True),
+    Entry(r"python -m s2d predict videos/ --model s2dnet-x3d-synth\.onnx .*", _validate,
+          "needs the graph the export command writes (minutes); tests/cli/test_predict_exported.py predicts with "
+          "exported graphs. Checked: its options are accepted"),
+    Entry(r"torchrun --nnodes=2 .* -m s2d predict .*", _validate,
+          "needs two machines with GPUs; tests/cli/test_predict_distributed.py runs real 2- and 3-process groups. "
+          "Checked: its options are accepted"),
+    Entry(r"python -m s2d predict long\.mp4 .*", _predict_windows),
+    Entry(r"python -m s2d\.bench --only deploy .*", _validate,
+          "takes about 20 min on a 2-core CPU (bench/deploy/run.sh). Checked: its options are accepted"),
 ]
 
 
@@ -309,7 +334,8 @@ def test_every_registered_command_is_in_the_readme() -> None:
     commands = readme_commands()
     stale = [e.pattern for e in COMMANDS if not any(re.fullmatch(e.pattern, c) for c in commands)]
     assert not stale, f"entries of COMMANDS that match no README command (remove or update them): {stale}"
-    assert all(e.reason or e.check in (_run, _predict, _predict_collection, _finetune_flow, _export_flow)
+    run_as_written = (_run, _predict, _predict_collection, _finetune_flow, _export_flow, _predict_windows)
+    assert all(e.reason or e.check in run_as_written
                for e in COMMANDS), \
         "a command that is not run needs a reason"
 
