@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from s2d.inference.timeline import Scored, boundary
 from s2d.io.files import default_mode, fsync_dir, temp_path
+from s2d.io.pyav_decoder import rgb24, rotation_of
 from s2d.io.spec import KEEP_RATIO, ClipSpec, resized_size, upright
 
 __all__ = ["AnnotatedVideo", "ClipGeometry", "input_format"]
@@ -145,7 +146,7 @@ class AnnotatedVideo:
             pts = index * self.step
         if self.first_pts is None:
             self.first_pts = pts
-        image = upright(frame.to_ndarray(format="rgb24"), int(getattr(frame, "rotation", 0) or 0))
+        image = upright(rgb24(frame), rotation_of(frame))
         if self.container is None:
             self._open(*image.shape[:2])
         picture = Image.fromarray(np.ascontiguousarray(image))

@@ -33,7 +33,7 @@ from torch import nn
 
 from s2d.inference.predict import Prediction, check_topk, default_topk, prediction_from_outputs
 from s2d.io.limits import DEFAULT_MAX_PIXELS, Deadline, VideoError, check_file
-from s2d.io.pyav_decoder import decoded_frames, open_container, read_header, rotation_of, video_stream
+from s2d.io.pyav_decoder import decoded_frames, open_container, read_header, rgb24, rotation_of, video_stream
 from s2d.io.spec import ClipSpec, clip_indices, crop, shrink
 from s2d.models.clip import clip_spec
 
@@ -227,7 +227,7 @@ class _Frames:
         """Frame `index` as a clip holds it, uint8 `[S, S, 3]`."""
         if index in self.raw:
             frame = self.kept[index]
-            image = shrink(frame.to_ndarray(format="rgb24"), self.spec.short_side, rotation_of(frame))
+            image = shrink(rgb24(frame), self.spec.short_side, rotation_of(frame))
             self.kept[index] = crop(image[None], self.spec, None)[0]
             self.bytes -= self.raw.pop(index)
         return self.kept[index]

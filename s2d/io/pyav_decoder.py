@@ -141,6 +141,16 @@ def frame_count(container: Any, header: Header, path: str, deadline: Deadline, m
     return count_packets(container, container.streams.video[0], path, deadline, max_frames)
 
 
+def rgb24(frame: Any) -> Any:
+    """A decoded frame as an RGB `[H, W, 3]` uint8 array, converted on the calling thread.
+
+    FFmpeg's scaler otherwise runs slice threads (one per core) that can deadlock beside PyTorch's
+    thread pools: a DataLoader worker forked after the main process had decoded hung in
+    `sws_scale_frame` waiting for slice threads that never ran. Decoding runs one video per worker
+    process, so the threads brought nothing there; the pixels are the same."""
+    return frame.to_ndarray(format="rgb24", threads=1)
+
+
 def rotation_of(frame: Any) -> int:
     """The display rotation FFmpeg attaches to a decoded frame (degrees counter-clockwise), 0 if none."""
     try:
@@ -176,7 +186,7 @@ def gather(path: str, wanted: Sequence[int], deadline: Deadline, max_frames: int
             for index, frame in enumerate(frames):
                 decoded = index + 1
                 if index in targets:
-                    found[index] = shrink(frame.to_ndarray(format="rgb24"), short_side, rotation_of(frame))
+                    found[index] = shrink(rgb24(frame), short_side, rotation_of(frame))
                 if index >= last:
                     break
     return found, decoded
