@@ -97,6 +97,12 @@ def loadavg() -> list[float] | None:
         return None
 
 
+
+def run_options(bench: Any) -> dict[str, Any]:
+    """The options that change what a run measures (`--resume` refuses a document made with others)."""
+    return {"compile": bench.compile, "batches": list(bench.model_batches) if bench.model_batches else None,
+            "compile_model": bool(getattr(bench, "compile_model", False))}
+
 def build_meta(bench: Bench, argv: list[str], sections: Iterable[str], threads: int, started: _dt.datetime,
                elapsed_s: float, load_start: list[float] | None, probe_start: float | None,
                pending: Iterable[str] = (), git: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -110,7 +116,7 @@ def build_meta(bench: Bench, argv: list[str], sections: Iterable[str], threads: 
         "device": device_info(bench.device),
         "threads": threads,
         "allocator": allocator_state(),
-        "options": {"compile": bench.compile, "batches": list(bench.model_batches) if bench.model_batches else None},
+        "options": run_options(bench),
         "versions": versions(),
         "git": git if git is not None else git_revision(),
         "argv": list(argv),

@@ -23,7 +23,7 @@ import torch
 
 from s2d.bench.context import DEFAULT_SECTIONS, SECTIONS, Bench, short_reason
 from s2d.bench.report import (apply_base, build_meta, device_info, git_revision, load_document, loadavg, make_document,
-                              merge_sections, write_json)
+                              merge_sections, run_options, write_json)
 from s2d.bench.timing import parallel_probe_ms
 
 #: Environment variable that switches the default mode to tiny (used by tests).
@@ -53,11 +53,13 @@ def setup_mismatch(meta: dict[str, Any], bench: Bench, threads: int) -> list[str
     """How this run's setup differs from the one that made `meta` (`name document vs this run`), [] if alike."""
     old_dev, new_dev = meta.get("device") or {}, device_info(bench.device)
     old_opt = meta.get("options")
-    new_opt = {"compile": bench.compile, "batches": list(bench.model_batches) if bench.model_batches else None}
+    new_opt = run_options(bench)
     checks = [("device", old_dev.get("type"), new_dev["type"]), ("device name", old_dev.get("name"), new_dev["name"]),
               ("mode", meta.get("mode"), bench.mode), ("threads", meta.get("threads"), threads)]
     if isinstance(old_opt, dict):  # documents written before options were recorded are not checked for them
-        checks += [(f"--{k}", old_opt.get(k), v) for k, v in new_opt.items()]
+        # an option a document does not record did not exist when it was made: it ran without it
+        checks += [(f"--{k.replace('_', '-')}", old_opt.get(k, False if k == "compile_model" else None), v)
+                   for k, v in new_opt.items()]
     return [f"{name} {old!r} vs {new!r}" for name, old, new in checks if old != new]
 
 

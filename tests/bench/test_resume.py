@@ -115,6 +115,7 @@ def test_resume_without_only_continues_the_earlier_plan(interrupted: dict, tmp_p
     (None, ["--threads", "2"], "threads 1 vs 2"),
     (("mode", "quick"), [], "mode 'quick' vs 'tiny'"),
     (("device", {"type": "cuda", "name": "GPU"}), [], "device 'cuda' vs 'cpu'"),
+    (None, ["--compile-model"], "--compile-model False vs True"),
 ])
 def test_resume_refuses_another_setup(interrupted: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                       change: tuple | None, args: list[str], mismatch: str) -> None:
