@@ -6,6 +6,8 @@ and every window (seconds, or frames: `64f`) is classified from the model's dens
 run again; a video whose last window is recorded is not read again); `--smooth N` averages the
 probabilities over N neighbouring windows for the timeline; `--segments FILE.json` writes the runs of
 one label (label, start, end, mean probability); `--vis out.mp4` writes the annotated video.
+The input `-` reads one video stream from stdin (a pipe, e.g. mpegts from ffmpeg): each window is printed
+or recorded as it closes, under the path `<stdin>`.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from s2d.cli.args import positive_int
 
 #: What the first key of a segments file says (a file without it is not overwritten).
 SEGMENTS_KIND = "s2d predict --window segments"
+#: The input that reads a video stream from stdin, and the path its records and segments give it.
+STDIN, STDIN_NAME = "-", "<stdin>"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("long videos: a label for every window")
     group.add_argument("--window", metavar="SPAN",
                        help="classify every window of SPAN seconds (2.0) or frames (64f) instead of the whole video; "
-                            "--vis then names an annotated .mp4")
+                            "--vis then names an annotated .mp4; the input '-' reads a video stream (e.g. mpegts) "
+                            "from stdin, each window printed or recorded as it closes, under the path <stdin>")
     group.add_argument("--hop", metavar="SPAN", help="with --window: step between window starts (default: half the "
                                                      "window); longer than the window leaves gaps")
     group.add_argument("--smooth", type=positive_int, default=1, metavar="N",
@@ -44,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def windowed(args: argparse.Namespace) -> bool:
     """Whether the command asks for the windowed flow (any of its options given)."""
     given = any(getattr(args, name, None) is not None for name in ("window", "hop", "segments", "vis_size"))
-    return given or getattr(args, "smooth", 1) != 1
+    return given or getattr(args, "smooth", 1) != 1 or STDIN in getattr(args, "videos", ())
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -61,6 +66,14 @@ def _error(message: str) -> int:
 
 def _check_args(args: argparse.Namespace, videos: list[str]) -> str | None:
     """Why the windowed options cannot run (None when they can)."""
+    if STDIN in args.videos:
+        if args.window is None:
+            return "reading stdin needs --window (the windows to label as the stream comes)"
+        if len(args.videos) != 1:
+            return f"'{STDIN}' (a video stream on stdin) must be the only input; {len(args.videos)} were given"
+        if args.vis:
+            return (f"--vis cannot re-read stdin (the annotated video reads its input again); save the stream "
+                    f"to a file for --vis {args.vis}")
     if args.window is None:
         given = [f"--{n.replace('_', '-')}" for n in ("hop", "segments", "vis_size") if getattr(args, n) is not None]
         return f"{', '.join(given or ['--smooth'])} needs --window (the windows to label)"
@@ -122,7 +135,8 @@ def _run(args: argparse.Namespace, host: SimpleNamespace) -> int:
     from s2d.inference.windows import WindowPlan
 
     unreadable: list[tuple[str, str]] = []
-    videos = find_videos(args.videos, errors=unreadable)
+    piped = STDIN in args.videos
+    videos = [STDIN_NAME] if piped else find_videos(args.videos, errors=unreadable)
     for folder, reason in unreadable:
         print(f"warning: {host.shown(folder)}: cannot be read ({reason}); its videos are not predicted",
               file=sys.stderr)
@@ -143,6 +157,9 @@ def _run(args: argparse.Namespace, host: SimpleNamespace) -> int:
         if results is not None:
             results.check_model(model_identity(model, args.model))
             results.check_plan(plan.describe())
+            if piped and (results.windows(STDIN_NAME) or path_key(STDIN_NAME) in results.finished()):
+                return _error(f"--output {args.output} already holds windows of {STDIN_NAME}: a stream cannot be "
+                              "resumed; choose another results file")
     except ValueError as err:
         return _error(f"{'--' if str(err).startswith('topk') else ''}{err}")
     except Exception as err:  # noqa: BLE001 - unknown name, no weights, offline: the error says what to do
@@ -220,7 +237,9 @@ def _video(args: argparse.Namespace, host: SimpleNamespace, model: Any, video: s
         def on_frame(index: int, seconds: float, frame: Any) -> None:
             annotated.add_frame(index, frame)
 
-    preds = predict_windows(model, video, window=args.window, hop=args.hop, topk=args.topk, batch_size=batch_size,
+    source = sys.stdin.buffer if args.videos == [STDIN] else video  # "-": the stream, read once, as it comes
+    live = source is not video  # each window recorded and printed as it closes
+    preds = predict_windows(model, source, window=args.window, hop=args.hop, topk=args.topk, batch_size=batch_size,
                             device=args.device, optimize=args.optimize, skip=set(recorded), on_frame=on_frame)
     pending: list[dict] = []
     failed: list[str] = []
@@ -240,7 +259,7 @@ def _video(args: argparse.Namespace, host: SimpleNamespace, model: Any, video: s
                 continue
             if results is not None:
                 pending.append(pred.to_dict())
-                if len(pending) >= batch_size:
+                if live or len(pending) >= batch_size:
                     host.record(results, pending)
             if args.json:
                 print(json.dumps(pred.to_dict()), flush=True)
@@ -248,6 +267,8 @@ def _video(args: argparse.Namespace, host: SimpleNamespace, model: Any, video: s
                 name, p = pred.labels[0]
                 tqdm.write(f"{host.shown(video)}  window {pred.window}  {pred.start_s:8.2f}-{pred.end_s:8.2f} s  "
                            f"{name} ({p:.3f})")
+                if live:
+                    sys.stdout.flush()
             yield Scored.of(pred)
 
     try:

@@ -16,6 +16,9 @@ a variable frame rate, at the video's end), so each frame is kept as decoded and
 resized and cropped (`s2d.io.spec.shrink`, `crop`, as `read_clip` does) only when a clip takes it, which
 most frames of a long window never are; past `RAW_BUDGET` bytes of decoded frames the oldest are converted. Memory
 follows the window, not the video's length; closed windows go through the model in batches.
+
+The video may also be a binary file object read once, in order (a pipe: `sys.stdin.buffer` fed by
+`ffmpeg ... -f mpegts -`): its windows are timed by the stream's timestamps and each is run as it closes.
 """
 from __future__ import annotations
 
@@ -26,13 +29,14 @@ import sys
 from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, BinaryIO
 
+import av
 import torch
 from torch import nn
 
 from s2d.inference.predict import Prediction, check_topk, default_topk, prediction_from_outputs
-from s2d.io.limits import DEFAULT_MAX_PIXELS, Deadline, VideoError, check_file
+from s2d.io.limits import DEFAULT_MAX_PIXELS, Deadline, VideoError, check_file, decoder_reason
 from s2d.io.pyav_decoder import decoded_frames, open_container, read_header, rgb24, rotation_of, video_stream
 from s2d.io.spec import ClipSpec, clip_indices, crop, shrink
 from s2d.models.clip import clip_spec
@@ -45,6 +49,7 @@ __all__ = [
     "parse_span",
     "predict_windows",
     "read_windows",
+    "source_name",
 ]
 
 #: A window may hold at most this many frames (each kept, as decoded or cropped, until the window closes).
@@ -181,11 +186,32 @@ class _Times:
         return time
 
 
-def read_windows(path: str | os.PathLike, spec: ClipSpec, plan: WindowPlan, *, skip: Container[int] = (),
-                 on_frame: Callable[[int, float, Any], None] | None = None, max_pixels: int | None = None,
+def source_name(video: str | os.PathLike | BinaryIO) -> str:
+    """The name records and errors give `video`: its path, or a file object's name (`"<stdin>"` for
+    `sys.stdin.buffer`; `"<stream>"` for one without a name)."""
+    if isinstance(video, (str, os.PathLike)):
+        return os.fspath(video)
+    name = getattr(video, "name", None)
+    return name if isinstance(name, str) else "<stream>"
+
+
+def _open_stream(source: BinaryIO, name: str) -> Any:
+    """A binary file object (a pipe) opened with PyAV, its format probed; `VideoError` naming `name` when
+    it is not a readable video stream (an mp4 whose index is at its end needs a seekable file)."""
+    try:
+        return av.open(source, mode="r", format=None, metadata_errors="ignore")
+    except av.error.FFmpegError as err:
+        raise VideoError(name, f"not a readable video stream ({decoder_reason(err)})") from None
+    except (OSError, ValueError, UnicodeError) as err:
+        raise VideoError(name, f"cannot open ({err})") from None
+
+
+def read_windows(path: str | os.PathLike | BinaryIO, spec: ClipSpec, plan: WindowPlan, *,
+                 skip: Container[int] = (), on_frame: Callable[[int, float, Any], None] | None = None, max_pixels: int | None = None,
                  max_window_frames: int = MAX_WINDOW_FRAMES, raw_budget: int = RAW_BUDGET) -> Iterator[WindowClip]:
     """The windows of a video, in order, each as the clip `spec` cuts from its frames; decoded once, with
-    PyAV, from start to end. Windows in `skip` are reported (`frames` None) but their frames are not kept.
+    PyAV, from start to end (`path` may be a binary file object, read once). Windows in `skip` are reported
+    (`frames` None) but their frames are not kept.
     `on_frame(index, seconds, av_frame)` sees every decoded frame before any window holding it is yielded.
 
     Raises `VideoError` naming the file: unreadable, no frame, or a window of more than `max_window_frames`
@@ -193,11 +219,16 @@ def read_windows(path: str | os.PathLike, spec: ClipSpec, plan: WindowPlan, *, s
     if spec.sampling != "uniform" or spec.crop != "center":
         raise ValueError(f"windows are read with uniform sampling and a centre crop (clip_spec's), got "
                          f"sampling={spec.sampling!r}, crop={spec.crop!r}")
-    path = os.path.abspath(os.fspath(path))
+    source, piped = path, not isinstance(path, (str, os.PathLike))
+    path = source_name(source) if piped else os.path.abspath(os.fspath(source))
     deadline = Deadline(path, None)  # a long video takes as long as it takes; each frame is bounded work
-    check_file(path)
+    if piped:  # a file object: opened as it is, its format probed from its first bytes
+        opened = _open_stream(source, path)  # type: ignore[arg-type]
+    else:
+        check_file(path)
+        opened = open_container(path, deadline)
     with contextlib.ExitStack() as stack:
-        container = stack.enter_context(open_container(path, deadline))
+        container = stack.enter_context(opened)
         read_header(container, path, DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels))
         stream = video_stream(container, path)
         stream.thread_type = "AUTO"  # frame threads: decoding keeps pace with the model
@@ -298,7 +329,7 @@ def _prepare(model: nn.Module, device: torch.device, optimize: bool) -> nn.Modul
 
 
 @torch.inference_mode()
-def predict_windows(model: nn.Module, video: str | os.PathLike, *, window: str | float = 2.0,
+def predict_windows(model: nn.Module, video: str | os.PathLike | BinaryIO, *, window: str | float = 2.0,
                     hop: str | float | None = None, topk: int | None = None, batch_size: int = 8,
                     device: str | torch.device | None = None, optimize: bool = True, amp: bool | None = None,
                     skip: Container[int] = (), on_frame: Callable[[int, float, Any], None] | None = None,
@@ -310,7 +341,9 @@ def predict_windows(model: nn.Module, video: str | os.PathLike, *, window: str |
     `batch_size` windows per forward pass; `optimize` runs `optimize_for_inference`'s copy; `amp` (default:
     on CUDA) bf16 autocast. Windows in `skip` are read but not run (yielded with `skipped=True`, no labels).
     With `on_frame` (called for every decoded frame), each window is run as soon as it closes, so that a
-    consumer holding frames until their window is labelled holds about one window of them."""
+    consumer holding frames until their window is labelled holds about one window of them. `video` may be a
+    binary file object read once (a pipe: `sys.stdin.buffer`): its predictions' `path` is `source_name(video)`
+    and each window is run as soon as it closes."""
     topk = default_topk(model.config.num_classes) if topk is None else topk
     check_topk(topk, model.config.num_classes)
     plan = WindowPlan.parse(window, hop)
@@ -318,7 +351,8 @@ def predict_windows(model: nn.Module, video: str | os.PathLike, *, window: str |
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     amp = device.type == "cuda" if amp is None else bool(amp)
-    path = os.fspath(video)
+    path = source_name(video)
+    live = on_frame is not None or not isinstance(video, (str, os.PathLike))  # each window run as it closes
     was_training = model.training
     net = _prepare(model.eval(), device, optimize)
     spec = clip_spec(net.config)
@@ -349,11 +383,11 @@ def predict_windows(model: nn.Module, video: str | os.PathLike, *, window: str |
         pending.clear()
 
     try:
-        clips = read_windows(path, spec, plan, skip=skip, on_frame=on_frame, max_pixels=max_pixels)
+        clips = read_windows(video, spec, plan, skip=skip, on_frame=on_frame, max_pixels=max_pixels)
         try:
             for clip in clips:
                 pending.append(clip)
-                if on_frame is not None or sum(c.frames is not None for c in pending) >= batch_size:
+                if live or sum(c.frames is not None for c in pending) >= batch_size:
                     yield from run()
         except VideoError as err:
             yield from run()

@@ -256,6 +256,25 @@ def _predict_windows(command: str, tmp_path: Path, request: pytest.FixtureReques
         assert sum(1 for _ in video.decode(video=0)) == 150
 
 
+def _predict_stream(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The stdin command on a 40-frame MPEG-TS: a record per window, all of `<stdin>`."""
+    import json
+
+    import av
+    import numpy as np
+
+    with av.open(str(tmp_path / "clip.ts"), mode="w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 72, "yuv420p"
+        for i in range(40):
+            frame = av.VideoFrame.from_ndarray(np.full((72, 96, 3), 5 * i, np.uint8), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    run_shell(command, tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()]
+    assert len(records) >= 3 and {r["path"] for r in records} == {"<stdin>"} and records[-1]["final"]
+
+
 def _validate(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     accepts(command)
 
@@ -303,6 +322,7 @@ COMMANDS: list[Entry] = [
           "needs two machines with GPUs; tests/cli/test_predict_distributed.py runs real 2- and 3-process groups. "
           "Checked: its options are accepted"),
     Entry(r"python -m s2d predict long\.mp4 .*", _predict_windows),
+    Entry(r"cat clip\.ts \| python -m s2d predict - .*", _predict_stream),
     Entry(r"python -m s2d\.bench --only deploy .*", _validate,
           "takes about 20 min on a 2-core CPU (bench/deploy/run.sh). Checked: its options are accepted"),
 ]
@@ -334,7 +354,8 @@ def test_every_registered_command_is_in_the_readme() -> None:
     commands = readme_commands()
     stale = [e.pattern for e in COMMANDS if not any(re.fullmatch(e.pattern, c) for c in commands)]
     assert not stale, f"entries of COMMANDS that match no README command (remove or update them): {stale}"
-    run_as_written = (_run, _predict, _predict_collection, _finetune_flow, _export_flow, _predict_windows)
+    run_as_written = (_run, _predict, _predict_collection, _finetune_flow, _export_flow, _predict_windows,
+                      _predict_stream)
     assert all(e.reason or e.check in run_as_written
                for e in COMMANDS), \
         "a command that is not run needs a reason"
