@@ -34,6 +34,16 @@ def tiny_overrides():
     return overrides
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Batches of one small clip: a second thread brings nothing but contention on a shared CPU
+    (modules opt in with `pytestmark = pytest.mark.usefixtures("one_thread")`)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def videos():
     """Video-file helpers: `write_video`, `write_not_video`, `make_video_set`, `decode_indices`,

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from s2d.cli.args import int_in, non_negative_int, positive_int
 from s2d.cli.predict_windows import add_arguments as add_window_arguments
 from s2d.cli.predict_windows import run_windows, windowed
+from s2d.io.text import shown
 from s2d.models.limits import MAX_CLASSES
 
 
@@ -254,13 +254,6 @@ def record(results, pending: list[dict]) -> None:
     with deferred_signals():
         results.append(pending)
         pending.clear()
-
-
-def shown(path: str | os.PathLike) -> str:
-    """`path` for a terminal line: undecodable bytes and line breaks as escapes (printing the raw
-    name would fail, or split the line)."""
-    text = os.fsencode(path).decode("utf-8", "backslashreplace")
-    return text.replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _print(pred) -> None:

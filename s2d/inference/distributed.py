@@ -46,6 +46,7 @@ import torch.distributed as dist
 
 from s2d.inference.results import ResultsFile, path_key
 from s2d.io.files import OutputBusyError, OutputLock, deferred_signals
+from s2d.io.text import shown
 
 __all__ = ["Session", "Stopped", "collect_shared", "cpu_share", "merge_parts", "part_files", "part_path", "run_shared",
            "wanted"]
@@ -345,11 +346,6 @@ def _raise_stopped(signum: int, frame: Any) -> None:
     raise Stopped()
 
 
-def _shown(path: str | os.PathLike) -> str:
-    text = os.fsencode(path).decode("utf-8", "backslashreplace")
-    return text.replace("\n", "\\n").replace("\r", "\\r")
-
-
 def run_shared(args: Any, collect: Callable[[Any], int]) -> int:
     """`s2d.cli.predict.run` for a shared run: join the group (this rank's device in `args.device`), run
     `collect(args)` (which hands over to `collect_shared`), leave; SIGTERM ends it with status 143."""
@@ -417,7 +413,7 @@ def collect_shared(args: Any, model: Any, videos: list[str], unreadable: list[tu
                     session.record(records)
                 if pred.error is not None:
                     failures.append((pred.path, pred.error))
-                    tqdm.write(f"skipped {_shown(pred.path)}: {pred.error}", file=sys.stderr)
+                    tqdm.write(f"skipped {shown(pred.path)}: {pred.error}", file=sys.stderr)
         finally:
             if records:
                 session.record(records)
@@ -429,7 +425,7 @@ def collect_shared(args: Any, model: Any, videos: list[str], unreadable: list[tu
     if failures:
         print(f"{len(failures)} videos failed on rank {rank}:", file=sys.stderr)
     for path, reason in failures:
-        print(f"  {_shown(path)}: {reason}", file=sys.stderr)
+        print(f"  {shown(path)}: {reason}", file=sys.stderr)
     if rank == 0:
         counts, failed = session.totals()
         print(f"{args.output}: {sum(counts)} videos recorded by {session.world} rank(s) (per rank: "
@@ -441,5 +437,5 @@ def collect_shared(args: Any, model: Any, videos: list[str], unreadable: list[tu
               "(any number of processes) to finish", file=sys.stderr)
         return 1
     for folder, reason in unreadable:
-        print(f"{_shown(folder)}: cannot be read ({reason}); its videos were not predicted", file=sys.stderr)
+        print(f"{shown(folder)}: cannot be read ({reason}); its videos were not predicted", file=sys.stderr)
     return 1 if failures or unreadable else 0

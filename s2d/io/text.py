@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-__all__ = ["read_utf8", "loads_json", "read_json"]
+__all__ = ["read_utf8", "loads_json", "read_json", "shown"]
 
 
 def read_utf8(path: str | os.PathLike, *, what: str = "the file") -> str:
@@ -37,3 +37,10 @@ def loads_json(text: str, source: str | os.PathLike, *, shape: str = "") -> Any:
 def read_json(path: str | os.PathLike, *, what: str = "the file", shape: str = "") -> Any:
     """`read_utf8` then `loads_json`."""
     return loads_json(read_utf8(path, what=what), path, shape=shape)
+
+
+def shown(path: str | os.PathLike) -> str:
+    """`path` for a terminal line: undecodable bytes and line breaks as escapes (printing the raw
+    name would fail, or split the line)."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return text.replace("\n", "\\n").replace("\r", "\\r")

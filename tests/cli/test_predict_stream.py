@@ -8,11 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
-import torch
-from helpers.videos import index_level
+from helpers.videos import write_mpegts
 
 import s2d
 from s2d.cli import main
@@ -20,27 +17,7 @@ from s2d.inference.windows import predict_windows
 
 SYNTH = "s2dnet-x3d-synth"
 PLAN = ["--window", "16f", "--hop", "8f"]
-
-
-def write_mpegts(path: Path, num_frames: int = 20) -> Path:
-    """An index-painted H.264 stream in MPEG-TS, the format a pipe from ffmpeg carries."""
-    with av.open(str(path), mode="w", format="mpegts") as out:
-        stream = out.add_stream("libx264", rate=10, options={"g": "5", "crf": "18", "bf": "0"})
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), index_level(i), np.uint8), format="rgb24")
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Batches of one small clip: a second thread brings nothing but contention on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,20 +24,12 @@ from s2d.io.spec import clip_indices
 
 SPEC = ClipSpec(num_frames=4, short_side=32, crop_size=32)
 SYNTH = "s2dnet-x3d-synth"
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def synth_model():
     return s2d.load(SYNTH).eval()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Batches of one small clip: a second thread brings nothing but contention on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

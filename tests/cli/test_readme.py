@@ -260,16 +260,8 @@ def _predict_stream(command: str, tmp_path: Path, request: pytest.FixtureRequest
     """The stdin command on a 40-frame MPEG-TS: a record per window, all of `<stdin>`."""
     import json
 
-    import av
-    import numpy as np
-
-    with av.open(str(tmp_path / "clip.ts"), mode="w", format="mpegts") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 96, 72, "yuv420p"
-        for i in range(40):
-            frame = av.VideoFrame.from_ndarray(np.full((72, 96, 3), 5 * i, np.uint8), format="rgb24")
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    request.getfixturevalue("videos").write_mpegts(tmp_path / "clip.ts", num_frames=40, width=96, height=72, fps=25,
+                                                   pattern="ramp")
     run_shell(command, tmp_path)
     records = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()]
     assert len(records) >= 3 and {r["path"] for r in records} == {"<stdin>"} and records[-1]["final"]

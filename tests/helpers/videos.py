@@ -101,6 +101,20 @@ def write_video(path: str | Path, *, num_frames: int = 20, width: int = 64, heig
     return path
 
 
+
+def write_mpegts(path: str | Path, *, num_frames: int = 20, width: int = 64, height: int = 48, fps: int = 10,
+                 pattern: str = "index") -> Path:
+    """An H.264 stream in MPEG-TS, the container a pipe from ffmpeg carries (`-f mpegts -`)."""
+    path = Path(path)
+    with av.open(str(path), mode="w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"g": "5", "crf": "18", "bf": "0"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(_frame_pixels(pattern, i, width, height, False), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
 def write_zero_frame_video(path: str | Path) -> Path:
     """An AVI whose header declares a video stream that holds not a single frame."""
     path = Path(path)
