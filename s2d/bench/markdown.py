@@ -285,19 +285,15 @@ def render_markdown(doc: dict[str, Any]) -> str:
             lines.append("_No measurements (see skipped)._")
         if section == "kernels" and sec_rows:
             lines += [""] + kernels_summary(sec_rows)
-        if section == "parts" and sec_rows:
-            lines += [""] + parts_summary(sec_rows)
-            if not with_base:
-                sec_rows = []
-            else:
-                lines += ["**All rows**"]
         if section == "deploy" and "deploy" in shape:
             lines += [f"- {shape['deploy']}"] + ([f"- accuracy: {shape['deploy_accuracy']}"]
                                                   if "deploy_accuracy" in shape else [])
-        if section == "deploy" and sec_rows:
-            from s2d.bench.deploy_report import deploy_summary
-
-            lines += [""] + deploy_summary(sec_rows)
+        if section in ("parts", "deploy") and sec_rows:  # a summary; every row only beside a --base
+            if section == "parts":
+                summary = parts_summary
+            else:
+                from s2d.bench.deploy_report import deploy_summary as summary
+            lines += [""] + summary(sec_rows)
             if not with_base:
                 sec_rows = []
             else:
