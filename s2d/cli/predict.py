@@ -189,7 +189,7 @@ def collect(args: argparse.Namespace) -> int:
     problem = check_vis(args.vis, stems) if args.vis else None
     owner = model_identity(model, args.model) if args.features else None  # who the features files are of
     if args.features and not problem:
-        from s2d.inference.features import check_features
+        from s2d.inference.features import check_features, write_features
         problem = check_features(args.features, videos, owner, model)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -214,7 +214,6 @@ def collect(args: argparse.Namespace) -> int:
     try:
         for pred, stem in zip(preds, stems):
             if args.features and pred.error is None:  # before its record: a recorded video has its features
-                from s2d.inference.features import write_features
                 write_features(args.features, pred, model=owner, config=model.config)
             if results is not None:
                 pending.append(pred.to_dict())
